@@ -1,0 +1,81 @@
+"""Typed settings, built once at start-up (``Settings()``) and passed down.
+
+Every field reads the environment variable ``MODELHOST_<FIELD>``; nothing here reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """modelhost configuration (environment prefix ``MODELHOST_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELHOST_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".modelhost",
+        description="Home directory for the default SQLite registry and local artifact store.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the registry database; default sqlite:///<home>/registry.db.",
+    )
+    artifact_url: str | None = Field(
+        default=None,
+        description="Artifact store location: a local directory or any fsspec URL (s3://bucket/prefix); "
+        "default <home>/artifacts.",
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Local cache for artifacts fetched from remote stores; default <home>/cache.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="HTTP port of the server.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Server log level."
+    )
+    admin_token: str | None = Field(
+        default=None,
+        description="Bearer token for the admin REST API (register, aliases). Unset: admin writes over "
+        "HTTP are disabled; the CLI still works locally. There is no default secret.",
+    )
+    load_on_start: bool = Field(
+        default=True,
+        description="Load each model's default version (alias 'production', else the latest) at start-up.",
+    )
+    lazy_load: bool = Field(
+        default=True,
+        description="Load a registered version on its first inference request if it is not loaded yet.",
+    )
+    resolve_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds a resolved model reference (name@alias -> version) is cached; alias moves "
+        "made through this server apply at once, moves made by other processes within this time.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."
+    )
+    skops_extra_trusted_types: list[str] = Field(
+        default_factory=list,
+        description="Extra fully-qualified types an operator trusts in skops artifacts, beyond "
+        "numpy/scipy/scikit-learn.",
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def resolved_artifact_url(self) -> str:
+        return self.artifact_url or str(self.home / "artifacts")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or self.home / "cache"

@@ -1,0 +1,1 @@
+"""The data plane: loaded models and inference, with no knowledge of HTTP or gRPC."""

@@ -1,0 +1,96 @@
+"""One error tree for the whole platform; each protocol maps it to its own error shape once."""
+
+from __future__ import annotations
+
+
+class ModelhostError(Exception):
+    """Base error. ``status_code`` is the HTTP status a protocol adapter should answer with."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ModelhostError):
+    status_code = 400
+    code = "invalid_input"
+
+
+class UnsafeArtifact(InvalidInput):
+    """An artifact in an unsafe format (pickle, joblib) or with untrusted types."""
+
+    code = "unsafe_artifact"
+
+
+class UnsupportedFormat(InvalidInput):
+    code = "unsupported_format"
+
+
+class PayloadTooLarge(ModelhostError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class NotFound(ModelhostError):
+    status_code = 404
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class AliasNotFound(NotFound):
+    code = "alias_not_found"
+
+
+class Conflict(ModelhostError):
+    status_code = 409
+    code = "conflict"
+
+
+class ProtectedAlias(Conflict):
+    code = "protected_alias"
+
+
+class ImmutableVersion(Conflict):
+    code = "immutable_version"
+
+
+class Unauthorized(ModelhostError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ModelhostError):
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimited(ModelhostError):
+    status_code = 429
+    code = "rate_limited"
+
+
+class QuotaExceeded(ModelhostError):
+    status_code = 429
+    code = "quota_exceeded"
+
+
+class ModelNotReady(ModelhostError):
+    status_code = 503
+    code = "model_not_ready"
+
+
+class ArtifactIntegrityError(ModelhostError):
+    """The stored artifact no longer matches its sha256 pin (tampering or corruption)."""
+
+    status_code = 500
+    code = "artifact_integrity"

@@ -1,0 +1,1 @@
+"""Model optimization: ONNX export (more later: quantization, pruning, distillation)."""

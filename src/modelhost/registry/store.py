@@ -1,0 +1,105 @@
+"""Content-addressed artifact store on fsspec (a local directory by default, any fsspec URL for scale).
+
+Writes go to a temporary name and are renamed into place, so a crash never leaves a half-written
+artifact visible; every read is checked against the artifact's sha256 pin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from modelhost.errors import ArtifactIntegrityError, NotFound
+
+_CHUNK = 1024 * 1024
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    uri: str
+    sha256: str
+    size_bytes: int
+
+
+class ArtifactStore:
+    """Stores immutable artifact files under ``<root>/objects/<sha[:2]>/<sha>/<filename>``."""
+
+    def __init__(self, url: str, cache_dir: Path) -> None:
+        self.fs, root = fsspec.core.url_to_fs(url)
+        self.root = root.rstrip("/")
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        self.cache_dir = cache_dir
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def _object_path(self, sha: str, filename: str) -> str:
+        return f"{self.root}/objects/{sha[:2]}/{sha}/{filename}"
+
+    def put(self, local_path: str | Path) -> StoredArtifact:
+        """Copy a local file into the store (temp name, then rename) and return its pin."""
+        local_path = Path(local_path)
+        sha = sha256_file(local_path)
+        size = local_path.stat().st_size
+        final = self._object_path(sha, local_path.name)
+        if self.fs.exists(final) and self.fs.size(final) == size:
+            return StoredArtifact(uri=final, sha256=sha, size_bytes=size)
+        tmp = f"{self.root}/tmp/{uuid.uuid4().hex}-{local_path.name}"
+        self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
+        self.fs.put_file(str(local_path), tmp)
+        if self.is_local:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.mv(tmp, final)
+        return StoredArtifact(uri=final, sha256=sha, size_bytes=size)
+
+    def fetch(self, uri: str, sha256: str) -> Path:
+        """Return a local path to the artifact after verifying it against its sha256 pin."""
+        if not self.fs.exists(uri):
+            raise NotFound(f"artifact {uri} is missing from the store")
+        if self.is_local:
+            local = Path(uri)
+        else:
+            local = self.cache_dir / sha256 / uri.rsplit("/", 1)[-1]
+            if not local.exists():
+                local.parent.mkdir(parents=True, exist_ok=True)
+                tmp = local.with_name(f".{uuid.uuid4().hex}.part")
+                self.fs.get_file(uri, str(tmp))
+                os.replace(tmp, local)
+        actual = sha256_file(local)
+        if actual != sha256:
+            if not self.is_local:
+                local.unlink(missing_ok=True)
+            raise ArtifactIntegrityError(
+                f"artifact {uri} failed its integrity check: sha256 is {actual}, pinned {sha256}; "
+                "it was modified or corrupted after registration and will not be loaded"
+            )
+        return local
+
+    def remove_stale_temp(self, older_than_s: float = 3600.0) -> int:
+        """Delete temporary files left by interrupted writes (older than ``older_than_s``, so a write
+        in progress in another process is left alone); returns how many were removed."""
+        tmp_dir = f"{self.root}/tmp"
+        if not self.is_local or not self.fs.exists(tmp_dir):
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for entry in Path(tmp_dir).iterdir():
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink(missing_ok=True)
+                removed += 1
+        return removed

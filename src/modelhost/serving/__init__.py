@@ -1,0 +1,1 @@
+"""Protocol adapters (REST, later gRPC) over the data plane."""

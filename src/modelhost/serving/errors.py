@@ -1,0 +1,78 @@
+"""Maps every error to its protocol's shape once: OIP/admin answer {"error": "..."}, OpenAI routes
+(/v1/...) answer {"error": {"message", "type", "param", "code"}}. Framework defaults never leak."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modelhost.errors import ModelhostError
+from modelhost.serving.responses import JSONBytes
+
+log = logging.getLogger(__name__)
+
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable_error",
+}
+
+
+def error_response(
+    request: Request, status: int, message: str, code: str | None = None, param: str | None = None
+) -> JSONBytes:
+    if request.url.path.startswith("/v1/"):
+        body = {
+            "error": {
+                "message": message,
+                "type": _OPENAI_TYPES.get(status, "server_error"),
+                "param": param,
+                "code": code,
+            }
+        }
+        return JSONBytes(body, status_code=status)
+    return JSONBytes({"error": message}, status_code=status)
+
+
+def format_validation_errors(errors: list[Any]) -> str:
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "invalid request: " + "; ".join(parts) + more
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ModelhostError)
+    async def _modelhost_error(request: Request, exc: ModelhostError) -> JSONBytes:
+        return error_response(request, exc.status_code, exc.message, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONBytes:
+        return error_response(request, 400, format_validation_errors(list(exc.errors())), "invalid_input")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONBytes:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route for {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        return error_response(request, exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONBytes:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(
+            request, 500, f"internal server error ({type(exc).__name__}); see the server log"
+        )

@@ -1,0 +1,133 @@
+"""Admin REST API (/api/v1): registry reads and writes over HTTP, behind the admin bearer token.
+
+Registering uploads the artifact as multipart form data; the server runs the same safety checks
+as the CLI (safe format, trusted types, sha256 pin).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import orjson
+from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelhost.errors import InvalidInput
+from modelhost.serving.deps import Admin, Plane, RegistryDep
+from modelhost.serving.rest.v2_protocol import ErrorResponse
+
+router = APIRouter(prefix="/api/v1", tags=["Registry admin"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 413)
+}
+
+
+class AliasUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1)
+    force: bool = False
+    protect: bool | None = None
+    reason: str = ""
+
+
+def _json_field(name: str, raw: str | None) -> dict[str, Any] | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"form field '{name}' is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"form field '{name}' must be a JSON object")
+    return value
+
+
+@router.get("/models", responses=_ERRORS)
+async def list_models(registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
+    return [m.to_dict() for m in await anyio.to_thread.run_sync(registry.list_models)]
+
+
+@router.get("/models/{name}", responses=_ERRORS)
+async def get_model(name: str, registry: RegistryDep, _actor: Admin) -> dict[str, Any]:
+    return (await anyio.to_thread.run_sync(registry.get_model, name)).to_dict()
+
+
+@router.get("/models/{name}/versions", responses=_ERRORS)
+async def list_versions(name: str, registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
+    return [v.to_dict() for v in await anyio.to_thread.run_sync(registry.list_versions, name)]
+
+
+@router.get("/models/{name}/versions/{version}", responses=_ERRORS)
+async def get_version(name: str, version: str, registry: RegistryDep, _actor: Admin) -> dict[str, Any]:
+    return (await anyio.to_thread.run_sync(registry.get_version, name, version)).to_dict()
+
+
+@router.post("/models/{name}/versions", status_code=201, responses=_ERRORS)
+async def register_version(
+    name: str,
+    registry: RegistryDep,
+    actor: Admin,
+    file: Annotated[UploadFile, File(description="The artifact (skops or ONNX)")],
+    format: Annotated[str | None, Form()] = None,
+    convert_onnx: Annotated[bool, Form()] = False,
+    description: Annotated[str, Form()] = "",
+    metrics: Annotated[str | None, Form(description="JSON object")] = None,
+    params: Annotated[str | None, Form(description="JSON object")] = None,
+    tags: Annotated[str | None, Form(description="JSON object")] = None,
+    lineage: Annotated[str | None, Form(description="JSON object")] = None,
+) -> dict[str, Any]:
+    filename = Path(file.filename or "artifact").name or "artifact"
+    with tempfile.TemporaryDirectory(prefix="modelhost-upload-") as tmp:
+        path = Path(tmp) / filename
+        with open(path, "wb") as f:
+            while chunk := await file.read(1024 * 1024):
+                f.write(chunk)
+        info = await anyio.to_thread.run_sync(
+            lambda: registry.register_version(
+                name,
+                path,
+                format=format,
+                convert_onnx=convert_onnx,
+                description=description,
+                metrics=_json_field("metrics", metrics),
+                params=_json_field("params", params),
+                tags=_json_field("tags", tags),
+                lineage=_json_field("lineage", lineage),
+                actor=actor,
+            )
+        )
+    return info.to_dict()
+
+
+@router.get("/models/{name}/aliases", responses=_ERRORS)
+async def list_aliases(name: str, registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
+    return [a.to_dict() for a in await anyio.to_thread.run_sync(registry.list_aliases, name)]
+
+
+@router.put("/models/{name}/aliases/{alias}", responses=_ERRORS)
+async def set_alias(
+    name: str, alias: str, body: AliasUpdate, registry: RegistryDep, plane: Plane, actor: Admin
+) -> dict[str, Any]:
+    info = await anyio.to_thread.run_sync(
+        lambda: registry.set_alias(
+            name, alias, body.version, actor=actor, reason=body.reason, force=body.force, protect=body.protect
+        )
+    )
+    plane.invalidate(name)
+    return info.to_dict()
+
+
+@router.delete("/models/{name}/aliases/{alias}", status_code=204, responses=_ERRORS)
+async def delete_alias(
+    name: str, alias: str, registry: RegistryDep, plane: Plane, actor: Admin, force: bool = False
+) -> None:
+    await anyio.to_thread.run_sync(lambda: registry.delete_alias(name, alias, actor=actor, force=force))
+    plane.invalidate(name)
+
+
+@router.get("/models/{name}/aliases/{alias}/history", responses=_ERRORS)
+async def alias_history(name: str, alias: str, registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
+    return [e.to_dict() for e in await anyio.to_thread.run_sync(registry.alias_history, name, alias)]
