@@ -30,7 +30,7 @@ app.add_typer(versions_app, name="versions")
 app.add_typer(aliases_app, name="aliases")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -342,13 +342,16 @@ def aliases_history(name: str, alias: str, as_json: JsonOpt = False) -> None:
 
 
 def _load_json_arg(value: str) -> Any:
-    raw = Path(value[1:]).read_text() if value.startswith("@") else value
+    """Parse --json: inline JSON, or '@path' to read a file."""
+    if value.startswith("@"):
+        try:
+            value = Path(value[1:]).read_text()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {exc.filename}: {exc.strerror}") from None
     try:
-        return json.loads(raw)
+        return json.loads(value)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"--json is not valid JSON: {exc}") from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {value[1:]}: {exc}") from None
 
 
 @app.command()

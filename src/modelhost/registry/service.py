@@ -29,7 +29,6 @@ from modelhost.registry.db import make_engine, make_sessionmaker, migrate
 from modelhost.registry.formats import ONNX, SKOPS, detect_format
 from modelhost.registry.store import ArtifactStore
 from modelhost.registry.tables import Alias, AliasHistory, Model, ModelVersion, utcnow
-from modelhost.runtimes import runtime_for_format
 from modelhost.runtimes.base import Signature
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -269,6 +268,9 @@ class Registry:
                 lineage["converted_from"] = {"format": SKOPS, "sha256": sha256_file(path)}
                 path = sklearn_to_onnx(load_skops(path, self.settings), Path(tmp) / f"{path.stem}.onnx")
                 detected = ONNX
+            # Imported here: runtimes import registry.formats, so a module-level import would be circular.
+            from modelhost.runtimes import runtime_for_format
+
             runtime_cls = runtime_for_format(detected)
             signature = runtime_cls.inspect(path, self.settings)
             stored = self.store.put(path)

@@ -1,0 +1,33 @@
+# The two commands: `make demo` and `make test`. Each creates the virtualenv and installs what it
+# needs when missing, so either works on its own on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint install serve clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: venv + install, train and register iris and digits, start the server on 127.0.0.1:8000
+demo: $(STAMP)
+	$(BIN)/modelhost demo --serve
+
+## test: lint (ruff), types (mypy) and the test suite (pytest, including the e2e tier)
+test: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+serve: $(STAMP)
+	$(BIN)/modelhost serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

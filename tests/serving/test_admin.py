@@ -1,0 +1,73 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from modelhost.config import Settings
+from modelhost.registry import Registry
+from modelhost.serving.app import create_app
+
+TOKEN = "test-admin-token-123"
+
+
+@pytest.fixture
+def admin(settings: Settings, iris_registry: Registry) -> Iterator[TestClient]:
+    app = create_app(settings.model_copy(update={"admin_token": TOKEN}), registry=iris_registry)
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        yield c
+
+
+def test_admin_api_is_off_without_a_token(client: TestClient) -> None:
+    r = client.get("/api/v1/models", headers={"Authorization": "Bearer anything"})
+    assert r.status_code == 403 and "MODELHOST_ADMIN_TOKEN" in r.json()["error"]
+
+
+def test_admin_token_is_checked(admin: TestClient) -> None:
+    assert admin.get("/api/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert admin.get("/api/v1/models", headers={"Authorization": ""}).status_code == 401
+    assert [m["name"] for m in admin.get("/api/v1/models").json()] == ["iris"]
+
+
+def test_register_upload_and_alias_move_hot_applies(admin: TestClient, iris_skops: Path) -> None:
+    with open(iris_skops, "rb") as f:
+        r = admin.post(
+            "/api/v1/models/iris/versions",
+            files={"file": ("iris.skops", f)},
+            data={"metrics": orjson.dumps({"accuracy": 0.98}).decode(), "description": "v3"},
+        )
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 3 and r.json()["metrics"] == {"accuracy": 0.98}
+    body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+    assert admin.post("/v2/models/iris/infer", json=body).json()["model_version"] == "1"
+    r = admin.put("/api/v1/models/iris/aliases/production", json={"version": 3, "reason": "promote"})
+    assert r.status_code == 200 and r.json()["version"] == 3
+    assert admin.post("/v2/models/iris/infer", json=body).json()["model_version"] == "3"
+    history = admin.get("/api/v1/models/iris/aliases/production/history").json()
+    assert [(h["from_version"], h["to_version"]) for h in history] == [(None, 1), (1, 3)]
+
+
+def test_admin_bad_input(admin: TestClient, tmp_path: Path, iris_model) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps(iris_model))
+    with open(evil, "rb") as f:
+        r = admin.post("/api/v1/models/iris/versions", files={"file": ("evil.pkl", f)})
+    assert r.status_code == 400 and "pickle" in r.json()["error"]
+    r = admin.post("/api/v1/models/iris/versions", data={"description": "no file"})
+    assert r.status_code == 400 and "file" in r.json()["error"]
+    with open(evil, "rb") as f:
+        r = admin.post(
+            "/api/v1/models/iris/versions", files={"file": ("x.skops", f)}, data={"metrics": "{oops"}
+        )
+    assert r.status_code == 400 and "metrics" in r.json()["error"]
+    r = admin.put("/api/v1/models/iris/aliases/production", json={"version": "two"})
+    assert r.status_code == 400 and "version" in r.json()["error"]
+    r = admin.put("/api/v1/models/iris/aliases/production", json={"version": 1, "surprise": True})
+    assert r.status_code == 400
+    admin.put("/api/v1/models/iris/aliases/production", json={"version": 1, "protect": True})
+    r = admin.put("/api/v1/models/iris/aliases/production", json={"version": 2})
+    assert r.status_code == 409 and "protected" in r.json()["error"]
+    assert [v["version"] for v in admin.get("/api/v1/models/iris/versions").json()] == [1, 2]

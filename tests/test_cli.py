@@ -1,0 +1,136 @@
+"""The CLI through Typer's runner, against a temporary MODELHOST_HOME."""
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelhost.cli import app
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MODELHOST_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, list(args))
+
+    return invoke
+
+
+def test_help_everywhere(cli) -> None:  # type: ignore[no-untyped-def]
+    for args in [
+        ["--help"],
+        ["models", "--help"],
+        ["models", "register", "--help"],
+        ["aliases", "set", "--help"],
+        ["serve", "--help"],
+        ["predict", "--help"],
+        ["versions", "list", "--help"],
+    ]:
+        r = cli(*args)
+        assert r.exit_code == 0 and "Usage" in r.output, args
+
+
+def test_register_list_alias_history_predict(cli, iris_skops: Path) -> None:  # type: ignore[no-untyped-def]
+    r = cli(
+        "models",
+        "register",
+        str(iris_skops),
+        "--name",
+        "iris",
+        "--metric",
+        "accuracy=0.97",
+        "--param",
+        "C=1.0",
+        "--lineage",
+        "data_hash=abc",
+        "--alias",
+        "production",
+    )
+    assert r.exit_code == 0, r.output
+    assert "version 1" in r.output
+    r = cli("models", "register", str(iris_skops), "--name", "iris", "--convert-onnx", "--json")
+    assert json.loads(r.output)["format"] == "onnx"
+    models = json.loads(cli("models", "list", "--json").output)
+    assert models[0]["name"] == "iris" and models[0]["latest_version"] == 2
+    versions = json.loads(cli("versions", "list", "iris", "--json").output)
+    assert versions[0]["metrics"] == {"accuracy": 0.97} and versions[0]["params"] == {"C": 1.0}
+    assert cli("aliases", "set", "iris", "production", "2", "--reason", "onnx is faster").exit_code == 0
+    history = json.loads(cli("aliases", "history", "iris", "production", "--json").output)
+    assert [(h["from_version"], h["to_version"]) for h in history] == [(None, 1), (1, 2)]
+    assert history[1]["reason"] == "onnx is faster"
+    r = cli("predict", "iris@production", "--json", "[[5.1, 3.5, 1.4, 0.2]]")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["model_version"] == "2" and out["outputs"][0]["data"] == [0]
+    r = cli(
+        "predict",
+        "iris",
+        "--version",
+        "1",
+        "--json",
+        '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP64","data":[6.7,3.0,5.2,2.3]}]}',
+    )
+    assert json.loads(r.output)["outputs"][0]["data"] == [2]
+    assert "┃" in cli("models", "list").output  # a table for people
+
+
+def test_user_mistakes_are_messages_not_tracebacks(cli, iris_skops: Path, tmp_path: Path, iris_model) -> None:  # type: ignore[no-untyped-def]
+    evil = tmp_path / "m.pkl"
+    evil.write_bytes(pickle.dumps(iris_model))
+    cases = [
+        (["models", "register", str(evil), "--name", "iris"], "pickle"),
+        (["models", "register", str(tmp_path / "missing.onnx"), "--name", "iris"], "does not exist"),
+        (["models", "register", str(iris_skops), "--name", "bad name"], "invalid model name"),
+        (["models", "register", str(iris_skops), "--name", "iris", "--metric", "noequals"], "KEY=VALUE"),
+        (["versions", "list", "nope"], "not registered"),
+        (["predict", "nope", "--json", "[1]"], "not registered"),
+    ]
+    for args, message in cases:
+        r = cli(*args)
+        assert r.exit_code == 1, (args, r.output)
+        assert message in r.output, (args, r.output)
+        assert "Traceback" not in r.output
+    assert cli("models", "register", str(iris_skops), "--name", "iris").exit_code == 0
+    for args, message in [
+        (["aliases", "set", "iris", "production", "5"], "no version 5"),
+        (["aliases", "history", "iris", "production"], "no alias"),
+        (["predict", "iris", "--json", "{bad"], "not valid JSON"),
+        (["predict", "iris", "--json", "[[1, 2]]"], "expects [-1, 4]"),
+        (["predict", "iris", "--json", "@/nonexistent.json"], "cannot read"),
+    ]:
+        r = cli(*args)
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, (args, r.output)
+
+
+def test_protected_alias_via_cli(cli, iris_skops: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("models", "register", str(iris_skops), "--name", "iris")
+    cli("models", "register", str(iris_skops), "--name", "iris")
+    assert cli("aliases", "set", "iris", "production", "1", "--protect").exit_code == 0
+    r = cli("aliases", "set", "iris", "production", "2")
+    assert r.exit_code == 1 and "--force" in r.output
+    assert cli("aliases", "set", "iris", "production", "2", "--force").exit_code == 0
+    aliases = json.loads(cli("aliases", "list", "iris", "--json").output)
+    assert aliases == [{**aliases[0], "alias": "production", "version": 2, "protected": True}]
+
+
+def test_bad_configuration_is_reported(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MODELHOST_PORT", "not-a-port")
+    r = cli("models", "list")
+    assert r.exit_code == 1 and "MODELHOST_" in r.output and "Traceback" not in r.output
+
+
+def test_demo_registers_both_models_once(cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("demo")
+    assert r.exit_code == 0, r.output
+    assert "iris@production → version 1" in r.output and "digits@production → version 1" in r.output
+    assert "curl" in r.output
+    r = cli("demo")
+    assert "already registered" in r.output
+    models = {m["name"]: m for m in json.loads(cli("models", "list", "--json").output)}
+    assert models["iris"]["aliases"] == {"production": 1, "staging": 2}
+    assert models["digits"]["latest_version"] == 1
