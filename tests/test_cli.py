@@ -134,3 +134,12 @@ def test_demo_registers_both_models_once(cli) -> None:  # type: ignore[no-untype
     models = {m["name"]: m for m in json.loads(cli("models", "list", "--json").output)}
     assert models["iris"]["aliases"] == {"production": 1, "staging": 2}
     assert models["digits"]["latest_version"] == 1
+
+
+def test_readme_configuration_table_is_current() -> None:
+    from modelhost.config import settings_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("<!-- config-table:start -->") + len("<!-- config-table:start -->\n")
+    end = readme.index("<!-- config-table:end -->")
+    assert readme[start:end].strip() == settings_table(), "README config table is stale: run `modelhost config`"

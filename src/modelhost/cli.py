@@ -428,6 +428,14 @@ async def _predict_local(name: str, version: str | None, payload: Any) -> Any:
     return orjson.loads(encode_infer_response(resp, False, set()).body)
 
 
+@app.command()
+def config() -> None:
+    """Print every setting (environment variable, default, meaning) as a Markdown table."""
+    from modelhost.config import settings_table
+
+    print(settings_table())
+
+
 # --- demo --------------------------------------------------------------------------------------------
 
 

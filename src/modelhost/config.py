@@ -24,16 +24,16 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the registry database; default sqlite:///<home>/registry.db.",
+        description="SQLAlchemy URL of the registry database; default `sqlite:///$MODELHOST_HOME/registry.db`.",
     )
     artifact_url: str | None = Field(
         default=None,
         description="Artifact store location: a local directory or any fsspec URL (s3://bucket/prefix); "
-        "default <home>/artifacts.",
+        "default `$MODELHOST_HOME/artifacts`.",
     )
     cache_dir: Path | None = Field(
         default=None,
-        description="Local cache for artifacts fetched from remote stores; default <home>/cache.",
+        description="Local cache for artifacts fetched from remote stores; default `$MODELHOST_HOME/cache`.",
     )
     host: str = Field(default="127.0.0.1", description="Address the server binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port of the server.")
@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     )
     admin_token: str | None = Field(
         default=None,
-        description="Bearer token for the admin REST API (register, aliases). Unset: admin writes over "
-        "HTTP are disabled; the CLI still works locally. There is no default secret.",
+        description="Bearer token for the admin REST API (/api/v1: register, aliases). Unset: the admin "
+        "API is disabled; the CLI still works on the machine. There is no default secret.",
     )
     load_on_start: bool = Field(
         default=True,
@@ -79,3 +79,15 @@ class Settings(BaseSettings):
     @property
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir or self.home / "cache"
+
+
+def settings_table() -> str:
+    """The configuration reference as a Markdown table (README.md embeds it; a test keeps it current)."""
+    rows = ["| variable | default | description |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        if isinstance(value, Path):
+            value = str(value).replace(str(Path.home()), "~", 1)
+        default = "unset" if value is None else f"`{value}`"
+        rows.append(f"| `MODELHOST_{name.upper()}` | {default} | {field.description} |")
+    return "\n".join(rows)
