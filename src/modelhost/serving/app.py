@@ -76,3 +76,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components.pop("ValidationError", None)
     app.openapi_schema = schema
     return schema
+
+
+def app_from_env() -> FastAPI:
+    """Factory for running under uvicorn directly (TLS flags, several workers):
+    ``uvicorn --factory modelhost.serving.app:app_from_env``."""
+    return create_app(Settings())
