@@ -142,4 +142,6 @@ def test_readme_configuration_table_is_current() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     start = readme.index("<!-- config-table:start -->") + len("<!-- config-table:start -->\n")
     end = readme.index("<!-- config-table:end -->")
-    assert readme[start:end].strip() == settings_table(), "README config table is stale: run `modelhost config`"
+    assert readme[start:end].strip() == settings_table(), (
+        "README config table is stale: run `modelhost config`"
+    )
