@@ -197,6 +197,12 @@ class Client:
         _raise_for(resp)
         return self._decode(resp)
 
+    def infer_request(
+        self, name: str, request: dict[str, Any], *, version: str | int | None = None
+    ) -> dict[str, Any]:
+        """Send a ready-made OIP v2 JSON request; returns the JSON response as it came."""
+        return dict(self._call("POST", self._model_path(name, version) + "/infer", json=request))
+
     @staticmethod
     def _decode(resp: httpx.Response) -> InferResult:
         content = resp.content

@@ -1,0 +1,3 @@
+from modelhost.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""``modelhost serve`` and ``modelhost config``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from modelhost import __version__
+from modelhost.cli.common import err, run, settings
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default MODELHOST_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default MODELHOST_PORT or 8000).")] = None,
+    load: Annotated[bool, typer.Option("--load/--no-load", help="Load default versions at start-up.")] = True,
+) -> None:
+    """Start the HTTP server (Open Inference Protocol v2 + admin API)."""
+    import uvicorn
+
+    from modelhost.serving.app import create_app
+
+    def body() -> None:
+        base = settings()
+        updates: dict[str, Any] = {"load_on_start": load and base.load_on_start}
+        if host is not None:
+            updates["host"] = host
+        if port is not None:
+            updates["port"] = port
+        s = base.model_copy(update=updates)
+        err.print(
+            f"modelhost {__version__} serving on http://{s.host}:{s.port} (registry {s.resolved_database_url})",
+            highlight=False,
+        )
+        uvicorn.run(
+            create_app(s), host=s.host, port=s.port, log_level=s.log_level, access_log=s.log_level == "debug"
+        )
+
+    run(body)
+
+
+def config() -> None:
+    """Print every setting (environment variable, default, meaning) as a Markdown table."""
+    from modelhost.config import settings_table
+
+    print(settings_table())
