@@ -4,13 +4,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TORCH_VERSION ?= 2.13.0
+# Optional dependency groups from pyproject.toml that the demo and the tests need.
+EXTRAS ?= dev
 
 .PHONY: demo test lint install serve clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	# torch first and pinned: the CPU wheel on local disk; an unpinned torch pulls a multi-GB CUDA build
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
 install: $(STAMP)
