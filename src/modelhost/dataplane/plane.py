@@ -14,7 +14,7 @@ from modelhost.dataplane.repository import LoadedModel, ModelRepository, ModelSt
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, Tensor
 from modelhost.errors import InvalidInput, ModelhostError, ModelNotReady
 from modelhost.registry import Registry, VersionInfo
-from modelhost.registry.service import parse_model_ref
+from modelhost.registry.records import parse_model_ref
 from modelhost.runtimes.base import Signature, datatype_of
 
 EXTENSIONS = ["model_repository", "binary_tensor_data"]

@@ -1,5 +1,6 @@
 """Model registry: models, immutable versions, aliases with history, and the artifact store."""
 
-from modelhost.registry.service import AliasEvent, AliasInfo, ModelInfo, Registry, VersionInfo
+from modelhost.registry.records import AliasEvent, AliasInfo, Canary, DeploymentInfo, ModelInfo, VersionInfo
+from modelhost.registry.service import Registry
 
-__all__ = ["AliasEvent", "AliasInfo", "ModelInfo", "Registry", "VersionInfo"]
+__all__ = ["AliasEvent", "AliasInfo", "Canary", "DeploymentInfo", "ModelInfo", "Registry", "VersionInfo"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import DateTime as _DateTime
@@ -111,6 +111,8 @@ class AliasHistory(Base):
     to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     actor: Mapped[str] = mapped_column(String(128), default="", nullable=False)
     reason: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    # "set", "rollback" or "delete": rollback walks back over earlier rollbacks
+    kind: Mapped[str] = mapped_column(String(16), default="set", nullable=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
 
@@ -145,3 +147,21 @@ def _refuse_version_changes(session: Session, _ctx: object, _instances: object) 
                     f"model versions are immutable; refused change of {', '.join(changed)} "
                     f"on version {obj.version}: register a new version instead"
                 )
+
+
+class Deployment(Base):
+    """How a model is served: batching, worker processes and canary traffic splits per alias."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    max_batch_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_wait_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    workers: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # alias -> {"version": int, "percent": float}
+    canaries: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_by: Mapped[str] = mapped_column(String(128), default="", nullable=False)
