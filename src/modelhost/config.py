@@ -59,6 +59,41 @@ class Settings(BaseSettings):
         description="Seconds a resolved model reference (name@alias -> version) is cached; alias moves "
         "made through this server apply at once, moves made by other processes within this time.",
     )
+    max_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=4096,
+        description="Default adaptive batching limit in rows per batch (1 turns batching off); a model's "
+        "deployment settings override it.",
+    )
+    max_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=10_000,
+        description="Default time a batch waits for more rows after its first request; 0 batches only what "
+        "queued while the model was busy, adding no latency.",
+    )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Default worker processes per model (0 = run in the server process); a model's "
+        "deployment settings override it.",
+    )
+    memory_budget_mb: int = Field(
+        default=0,
+        ge=0,
+        description="Memory budget for loaded models, estimated from artifact sizes; least recently used "
+        "models are unloaded to make room (0 = unlimited).",
+    )
+    drain_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long an unload or hot swap waits for in-flight requests to finish.",
+    )
+    warmup: bool = Field(
+        default=True, description="Run one all-zero row through a model after loading, before it serves."
+    )
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."
     )

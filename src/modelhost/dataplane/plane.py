@@ -1,7 +1,14 @@
-"""DataPlane: resolve a model reference, validate a request against the signature, predict."""
+"""DataPlane: route a model reference to a version, validate the request against its signature, predict.
+
+Hot swap: routes are cached and refreshed in the background; a refresh that finds a new target loads
+and warms it first, then switches the route, then drains and unloads versions no route serves any more
+— so clients hammering ``name@alias`` while the alias moves see no failed request.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
@@ -11,14 +18,18 @@ import numpy as np
 from modelhost import __version__
 from modelhost.config import Settings
 from modelhost.dataplane.repository import LoadedModel, ModelRepository, ModelState
+from modelhost.dataplane.routing import Route, build_route
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, Tensor
-from modelhost.errors import InvalidInput, ModelhostError, ModelNotReady
+from modelhost.errors import InvalidInput, ModelhostError
 from modelhost.registry import Registry, VersionInfo
 from modelhost.registry.records import parse_model_ref
 from modelhost.runtimes.base import Signature, datatype_of
 
+log = logging.getLogger(__name__)
+
 EXTENSIONS = ["model_repository", "binary_tensor_data"]
 PLATFORMS = {"sklearn": "sklearn_skops", "onnx": "onnxruntime_onnx"}
+RouteKey = tuple[str, str | None]
 
 
 def _shape_fits(expected: tuple[int, ...], got: tuple[int, ...]) -> bool:
@@ -43,16 +54,15 @@ def validate_inputs(signature: Signature, request: InferenceRequest) -> dict[str
         found = given.get(spec.name)
         if found is None:
             raise InvalidInput(f"missing input '{spec.name}' ({spec.datatype} {list(spec.shape)})")
-        t = found
-        if t.datatype != spec.datatype:
+        if found.datatype != spec.datatype:
             raise InvalidInput(
-                f"input '{spec.name}' has datatype {t.datatype}, but the model expects {spec.datatype}"
+                f"input '{spec.name}' has datatype {found.datatype}, but the model expects {spec.datatype}"
             )
-        if not _shape_fits(spec.shape, t.shape):
+        if not _shape_fits(spec.shape, found.shape):
             raise InvalidInput(
-                f"input '{spec.name}' has shape {list(t.shape)}, but the model expects {list(spec.shape)} (-1 = any)"
+                f"input '{spec.name}' has shape {list(found.shape)}, but the model expects {list(spec.shape)} (-1 = any)"
             )
-        arrays[spec.name] = t.data
+        arrays[spec.name] = found.data
     return arrays
 
 
@@ -77,9 +87,9 @@ class DataPlane:
         self.repository = repository
         self.settings = settings
         self.started = False
-        # (ref, version) -> (resolved version, expiry). Alias moves made in this process clear it;
-        # moves made elsewhere (the CLI) are seen within resolve_cache_s.
-        self._resolved: dict[tuple[str, str | None], tuple[VersionInfo, float]] = {}
+        self._routes: dict[RouteKey, Route] = {}
+        self._refreshing: dict[RouteKey, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
 
     # --- health and metadata --------------------------------------------------------------------
 
@@ -92,22 +102,78 @@ class DataPlane:
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "modelhost", "version": __version__, "extensions": EXTENSIONS}
 
-    async def resolve(self, ref: str, version: str | None = None) -> VersionInfo:
-        key = (ref, version)
-        hit = self._resolved.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        info = await anyio.to_thread.run_sync(self.registry.resolve, ref, version)
-        self._resolved[key] = (info, now + self.settings.resolve_cache_s)
-        return info
+    # --- routing and hot swap ----------------------------------------------------------------------
 
-    def invalidate(self, model: str | None = None) -> None:
-        if model is None:
-            self._resolved.clear()
+    async def _build(self, key: RouteKey) -> Route:
+        expires = time.monotonic() + self.settings.resolve_cache_s
+        return await anyio.to_thread.run_sync(build_route, self.registry, key[0], key[1], expires)
+
+    async def route(self, ref: str, version: str | None = None) -> Route:
+        key = (ref, version)
+        current = self._routes.get(key)
+        if current is None:
+            current = await self._build(key)
+            self._routes[key] = current
+        elif current.expires <= time.monotonic() and key not in self._refreshing:
+            task = asyncio.create_task(self._refresh(key))
+            self._refreshing[key] = task
+            task.add_done_callback(lambda _t, k=key: self._refreshing.pop(k, None))  # type: ignore[misc]
+        return current
+
+    async def resolve(self, ref: str, version: str | None = None) -> VersionInfo:
+        return (await self.route(ref, version)).primary
+
+    async def _refresh(self, key: RouteKey) -> None:
+        """Re-resolve one route; warm any new target before switching to it, then collect old ones."""
+        old = self._routes.get(key)
+        try:
+            new = await self._build(key)
+        except ModelhostError as exc:  # alias deleted, model gone: drop the route, requests re-resolve
+            log.info("route %s no longer resolves: %s", key, exc.message)
+            self._routes.pop(key, None)
             return
-        for key in [k for k in self._resolved if parse_model_ref(k[0])[0] == model]:
-            del self._resolved[key]
+        serving = old is not None and any(
+            (e := self.repository.get((old.primary.model, v))) is not None and e.state is ModelState.READY
+            for v in old.versions()
+        )
+        if serving:
+            for target in (new.primary, new.canary):
+                if target is not None and (old is None or target.version not in old.versions()):
+                    try:
+                        await self.repository.load(target)
+                    except ModelhostError as exc:
+                        log.error("hot swap of %s to version %s failed, keeping the old route: %s",
+                                  key[0], target.version, exc.message)  # fmt: skip
+                        if old is not None:
+                            self._routes[key] = Route(old.primary, old.canary, old.percent, new.expires)
+                        return
+        self._routes[key] = new
+        if old is not None and old.versions() != new.versions():
+            log.info(
+                "%s now serves version(s) %s (was %s)", key[0], sorted(new.versions()), sorted(old.versions())
+            )
+            self._collect(new.primary.model)
+
+    def _collect(self, model: str) -> None:
+        """Drain and unload versions of ``model`` that no route serves (operator-loaded ones stay)."""
+        live = {
+            v
+            for (ref, _), r in self._routes.items()
+            if parse_model_ref(ref)[0] == model
+            for v in r.versions()
+        }
+        for entry in self.repository.loaded():
+            if entry.info.model == model and not entry.explicit and entry.info.version not in live:
+                task = asyncio.create_task(self.repository.unload(entry.key, hold=False))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def on_registry_change(self, model: str) -> None:
+        """An alias or deployment of ``model`` changed through this server: swap its routes now."""
+        keys = [k for k in self._routes if parse_model_ref(k[0])[0] == model]
+        for key in keys:
+            await self._refresh(key)
+        await self.repository.reconfigure(model)
 
     async def model_metadata(self, ref: str, version: str | None = None) -> dict[str, Any]:
         info = await self.resolve(ref, version)
@@ -141,18 +207,13 @@ class DataPlane:
                 state = entry.state if entry is not None else ModelState.UNAVAILABLE
                 if ready_only and state is not ModelState.READY:
                     continue
-                out.append(
-                    {
-                        "name": m.name,
-                        "version": str(v.version),
-                        "state": str(state),
-                        "reason": entry.reason if entry is not None else "",
-                    }
-                )
+                reason = entry.reason if entry is not None else ""
+                out.append({"name": m.name, "version": str(v.version), "state": str(state), "reason": reason})
         return out
 
     async def load(self, ref: str, version: str | None = None) -> LoadedModel:
-        return await self.repository.load(await self.resolve(ref, version))
+        """Operator load: the version stays loaded until unloaded explicitly."""
+        return await self.repository.load(await self.resolve(ref, version), explicit=True)
 
     async def unload(self, ref: str, version: str | None = None) -> list[int]:
         """Unload ``name`` (every loaded version), ``name@alias`` or one version; returns versions unloaded."""
@@ -169,29 +230,40 @@ class DataPlane:
         return done
 
     async def load_defaults(self) -> list[str]:
-        """Load each registered model's default version; failures are logged, not fatal."""
+        """Route and load each registered model's default version; failures are logged, not fatal."""
         failed: list[str] = []
         for m in await anyio.to_thread.run_sync(self.registry.list_models):
             if m.latest_version is None:
                 continue
             try:
-                await self.load(m.name)
+                route = await self.route(m.name)
+                for target in (route.primary, route.canary):
+                    if target is not None:
+                        await self.repository.load(target)
             except ModelhostError as exc:
                 failed.append(f"{m.name}: {exc.message}")
         return failed
 
+    async def close(self) -> None:
+        for task in [*self._refreshing.values(), *self._background]:
+            task.cancel()
+        await self.repository.unload_all()
+
     # --- inference ----------------------------------------------------------------------------------
 
-    async def infer(self, ref: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
-        info = await self.resolve(ref, version)
+    async def infer(
+        self, ref: str, version: str | None, request: InferenceRequest, routing_key: str | None = None
+    ) -> InferenceResponse:
+        """Route, validate and predict. ``routing_key`` (or the request parameter ``routing_key``)
+        makes a canary split sticky per key."""
+        key = routing_key or request.parameters.get("routing_key")
+        route = await self.route(ref, version)
+        info = route.choose(str(key) if key is not None else None)
         inputs = validate_inputs(info.signature, request)
         outputs = requested_outputs(info.signature, request)
         entry = await self.repository.ensure(info)
-        runtime = entry.runtime
-        if runtime is None:
-            raise ModelNotReady(f"model '{info.model}' version {info.version} was unloaded")
         try:
-            result = await anyio.to_thread.run_sync(runtime.predict, inputs, outputs)
+            result = await self.repository.predict(entry, inputs, outputs)
         except ModelhostError:
             raise
         except (ValueError, TypeError) as exc:

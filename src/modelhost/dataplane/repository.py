@@ -1,19 +1,25 @@
-"""Loaded models: load/unload at run time, lazy load on first use, one load at a time per version."""
+"""Loaded models: load (with warm-up) / unload (with drain), lazy load, LRU memory budget, and the
+per-model execution path (batcher, worker processes)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import anyio
+import numpy as np
 
 from modelhost.config import Settings
+from modelhost.dataplane.batching import Batcher
+from modelhost.dataplane.workers import WorkerPool
 from modelhost.errors import ModelhostError, ModelNotReady
-from modelhost.registry import Registry, VersionInfo
+from modelhost.registry import DeploymentInfo, Registry, VersionInfo
 from modelhost.runtimes import Runtime, runtime_by_name
+from modelhost.runtimes.base import DATATYPE_TO_NUMPY
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +29,7 @@ Key = tuple[str, int]
 class ModelState(StrEnum):
     READY = "READY"
     LOADING = "LOADING"
+    UNLOADING = "UNLOADING"
     UNAVAILABLE = "UNAVAILABLE"
     FAILED = "FAILED"
 
@@ -32,8 +39,13 @@ class LoadedModel:
     info: VersionInfo
     state: ModelState = ModelState.LOADING
     runtime: Runtime | None = None
+    batcher: Batcher | None = None
     reason: str = ""
     loaded_at: float = 0.0
+    load_seconds: float = 0.0
+    last_used: float = 0.0
+    inflight: int = 0
+    explicit: bool = False  # loaded by an operator: never evicted or swapped out automatically
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -41,13 +53,29 @@ class LoadedModel:
         return (self.info.model, self.info.version)
 
 
+def _batchable(info: VersionInfo) -> bool:
+    return bool(info.signature.inputs) and all(s.shape and s.shape[0] == -1 for s in info.signature.inputs)
+
+
+def _warmup_inputs(info: VersionInfo) -> dict[str, np.ndarray] | None:
+    """One all-zero row per input, when every shape is known; None when it cannot be built."""
+    inputs: dict[str, np.ndarray] = {}
+    for spec in info.signature.inputs:
+        if any(d < 0 for d in spec.shape[1:]) or spec.datatype == "BYTES":
+            return None
+        inputs[spec.name] = np.zeros((1, *spec.shape[1:]), dtype=DATATYPE_TO_NUMPY[spec.datatype])
+    return inputs
+
+
 class ModelRepository:
-    def __init__(self, registry: Registry, settings: Settings) -> None:
+    def __init__(self, registry: Registry, settings: Settings,
+                 on_batch: Callable[[VersionInfo, int, int, float], None] | None = None) -> None:  # fmt: skip
         self.registry = registry
         self.settings = settings
         self._models: dict[Key, LoadedModel] = {}
         # Versions an operator unloaded on purpose: lazy loading leaves them alone until loaded again.
         self._held_back: set[Key] = set()
+        self._on_batch = on_batch
 
     def get(self, key: Key) -> LoadedModel | None:
         return self._models.get(key)
@@ -55,16 +83,25 @@ class ModelRepository:
     def loaded(self) -> list[LoadedModel]:
         return list(self._models.values())
 
-    async def load(self, info: VersionInfo) -> LoadedModel:
-        """Load one version (no-op when ready); concurrent calls share one load."""
-        self._held_back.discard((info.model, info.version))
-        entry = self._models.setdefault((info.model, info.version), LoadedModel(info=info))
+    async def load(self, info: VersionInfo, *, explicit: bool = False) -> LoadedModel:
+        """Load (and warm up) one version; no-op when ready; concurrent calls share one load."""
+        key = (info.model, info.version)
+        self._held_back.discard(key)
+        entry = self._models.get(key)
+        if entry is None or entry.state is ModelState.UNLOADING:
+            entry = LoadedModel(info=info)
+            self._models[key] = entry
+        entry.explicit = entry.explicit or explicit
         async with entry.lock:
             if entry.state is ModelState.READY:
                 return entry
             entry.state, entry.reason = ModelState.LOADING, ""
+            await self._make_room(info)
+            started = time.perf_counter()
             try:
-                entry.runtime = await anyio.to_thread.run_sync(self._load_blocking, info)
+                deployment = await anyio.to_thread.run_sync(self.registry.get_deployment, info.model)
+                entry.runtime = await anyio.to_thread.run_sync(self._load_blocking, info, deployment)
+                entry.batcher = self._make_batcher(entry, deployment)
             except ModelhostError as exc:
                 entry.state, entry.reason = ModelState.FAILED, exc.message
                 raise
@@ -75,23 +112,77 @@ class ModelRepository:
                     f"model '{info.model}' version {info.version} failed to load: {entry.reason}"
                 ) from exc
             entry.state, entry.loaded_at = ModelState.READY, time.time()
-            log.info("loaded %s version %s (%s)", info.model, info.version, info.runtime)
+            entry.load_seconds = time.perf_counter() - started
+            entry.last_used = time.monotonic()
+            log.info(
+                "loaded %s version %s (%s) in %.2fs",
+                info.model,
+                info.version,
+                info.runtime,
+                entry.load_seconds,
+            )
             return entry
 
-    def _load_blocking(self, info: VersionInfo) -> Runtime:
+    def _load_blocking(self, info: VersionInfo, deployment: DeploymentInfo) -> Runtime:
         path = self.registry.artifact_path(info)  # verifies the sha256 pin
-        runtime = runtime_by_name(info.runtime)(path, info.signature, self.settings)
+        cls = runtime_by_name(info.runtime)
+        workers = deployment.workers if deployment.workers is not None else self.settings.workers
+        runtime: Runtime = (
+            WorkerPool(cls, path, info.signature, self.settings, workers) if workers > 0
+            else cls(path, info.signature, self.settings)
+        )  # fmt: skip
         runtime.load()
+        warm = _warmup_inputs(info) if self.settings.warmup else None
+        if warm is not None:
+            try:
+                runtime.predict(warm, [s.name for s in info.signature.outputs])
+            except Exception as exc:  # a model may reject zeros; warming is best effort
+                log.info("warm-up of %s version %s skipped: %s", info.model, info.version, exc)
         return runtime
 
+    def _make_batcher(self, entry: LoadedModel, deployment: DeploymentInfo) -> Batcher | None:
+        size = deployment.max_batch_size or self.settings.max_batch_size
+        if size <= 1 or not _batchable(entry.info) or entry.runtime is None:
+            return None
+        wait = deployment.max_wait_ms if deployment.max_wait_ms is not None else self.settings.max_wait_ms
+        parallel = entry.runtime.size if isinstance(entry.runtime, WorkerPool) else 1
+        info, hook = entry.info, self._on_batch
+        return Batcher(
+            entry.runtime.predict, max_batch_size=size, max_wait_ms=wait, parallel=parallel,
+            on_batch=(lambda rows, reqs, queued: hook(info, rows, reqs, queued)) if hook else None,
+        )  # fmt: skip
+
+    async def predict(self, entry: LoadedModel, inputs: dict[str, np.ndarray],
+                      outputs: Sequence[str]) -> dict[str, np.ndarray]:  # fmt: skip
+        """Run one request on a ready model, through its batcher when it has one."""
+        runtime = entry.runtime
+        if runtime is None or entry.state is not ModelState.READY:
+            raise ModelNotReady(f"model '{entry.info.model}' version {entry.info.version} is not loaded")
+        entry.inflight += 1
+        entry.last_used = time.monotonic()
+        try:
+            if entry.batcher is not None:
+                return await entry.batcher.submit(inputs, outputs)
+            return await anyio.to_thread.run_sync(runtime.predict, inputs, outputs)
+        finally:
+            entry.inflight -= 1
+
     async def unload(self, key: Key, *, hold: bool = True) -> bool:
-        """Unload one version; with ``hold`` lazy loading will not bring it back by itself."""
+        """Drain in-flight requests, then unload; with ``hold`` lazy loading will not bring it back."""
         if hold:
             self._held_back.add(key)
-        entry = self._models.pop(key, None)
+        entry = self._models.get(key)
         if entry is None:
             return False
         async with entry.lock:
+            if self._models.get(key) is entry:
+                del self._models[key]
+            entry.state = ModelState.UNLOADING
+            deadline = time.monotonic() + self.settings.drain_timeout_s
+            while entry.inflight > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            if entry.batcher is not None:
+                await entry.batcher.close(self.settings.drain_timeout_s)
             runtime, entry.runtime = entry.runtime, None
             entry.state = ModelState.UNAVAILABLE
             if runtime is not None:
@@ -99,12 +190,26 @@ class ModelRepository:
         log.info("unloaded %s version %s", *key)
         return True
 
+    async def reconfigure(self, model: str) -> None:
+        """Apply changed batching settings to the loaded versions of ``model`` without dropping a
+        request: new requests go to a new batcher while the old one drains. A change of ``workers``
+        takes effect at the next load of the version."""
+        entries = [e for e in self._models.values() if e.info.model == model and e.state is ModelState.READY]
+        if not entries:
+            return
+        deployment = await anyio.to_thread.run_sync(self.registry.get_deployment, model)
+        for entry in entries:
+            old = entry.batcher
+            entry.batcher = self._make_batcher(entry, deployment)
+            if old is not None:
+                await old.close(self.settings.drain_timeout_s)
+
     async def ensure(self, info: VersionInfo) -> LoadedModel:
         """The ready model for ``info``; loads it now when lazy loading is on."""
-        entry = self._models.get((info.model, info.version))
+        key = (info.model, info.version)
+        entry = self._models.get(key)
         if entry is not None and entry.state is ModelState.READY:
             return entry
-        key = (info.model, info.version)
         if key in self._held_back or (
             not self.settings.lazy_load and (entry is None or entry.state is not ModelState.LOADING)
         ):
@@ -113,6 +218,27 @@ class ModelRepository:
                 f"POST /v2/repository/models/{info.model}/load"
             )
         return await self.load(info)
+
+    async def _make_room(self, info: VersionInfo) -> None:
+        """Unload least-recently-used idle models until ``info`` fits the memory budget."""
+        budget = self.settings.memory_budget_mb * 1024 * 1024
+        if budget <= 0:
+            return
+
+        def used() -> int:
+            return sum(e.info.size_bytes for e in self._models.values() if e.state is ModelState.READY)
+
+        candidates = sorted(
+            (e for e in self._models.values()
+             if e.state is ModelState.READY and not e.explicit and e.key != (info.model, info.version)),
+            key=lambda e: e.last_used,
+        )  # fmt: skip
+        for victim in candidates:
+            if used() + info.size_bytes <= budget:
+                break
+            if victim.inflight == 0:
+                log.info("memory budget: evicting %s version %s (least recently used)", *victim.key)
+                await self.unload(victim.key, hold=False)
 
     async def unload_all(self) -> None:
         for key in list(self._models):

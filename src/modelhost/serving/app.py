@@ -40,7 +40,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
             yield
         finally:
             plane.started = False
-            await plane.repository.unload_all()
+            await plane.close()
             if registry is None:
                 reg.close()
 

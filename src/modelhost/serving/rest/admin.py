@@ -25,6 +25,24 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class DeploymentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_batch_size: int | None = Field(default=None, ge=1, le=4096)
+    max_wait_ms: float | None = Field(default=None, ge=0, le=10_000)
+    workers: int | None = Field(default=None, ge=0, le=64)
+
+
+class CanaryUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1)
+    percent: float = Field(ge=0, le=100)
+
+
+class Rollback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = ""
+
+
 class AliasUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1)
@@ -116,7 +134,7 @@ async def set_alias(
             name, alias, body.version, actor=actor, reason=body.reason, force=body.force, protect=body.protect
         )
     )
-    plane.invalidate(name)
+    await plane.on_registry_change(name)
     return info.to_dict()
 
 
@@ -125,9 +143,63 @@ async def delete_alias(
     name: str, alias: str, registry: RegistryDep, plane: Plane, actor: Admin, force: bool = False
 ) -> None:
     await anyio.to_thread.run_sync(lambda: registry.delete_alias(name, alias, actor=actor, force=force))
-    plane.invalidate(name)
+    await plane.on_registry_change(name)
 
 
 @router.get("/models/{name}/aliases/{alias}/history", responses=_ERRORS)
 async def alias_history(name: str, alias: str, registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
     return [e.to_dict() for e in await anyio.to_thread.run_sync(registry.alias_history, name, alias)]
+
+
+@router.post("/models/{name}/aliases/{alias}/rollback", responses=_ERRORS)
+async def rollback_alias(
+    name: str, alias: str, registry: RegistryDep, plane: Plane, actor: Admin, body: Rollback | None = None
+) -> dict[str, Any]:
+    reason = body.reason if body is not None else ""
+    info = await anyio.to_thread.run_sync(
+        lambda: registry.rollback_alias(name, alias, actor=actor, reason=reason)
+    )
+    await plane.on_registry_change(name)
+    return info.to_dict()
+
+
+@router.get("/models/{name}/deployment", responses=_ERRORS)
+async def get_deployment(name: str, registry: RegistryDep, _actor: Admin) -> dict[str, Any]:
+    return (await anyio.to_thread.run_sync(registry.get_deployment, name)).to_dict()
+
+
+@router.patch("/models/{name}/deployment", responses=_ERRORS)
+async def update_deployment(
+    name: str, body: DeploymentUpdate, registry: RegistryDep, plane: Plane, actor: Admin
+) -> dict[str, Any]:
+    info = await anyio.to_thread.run_sync(
+        lambda: registry.set_deployment(
+            name,
+            max_batch_size=body.max_batch_size,
+            max_wait_ms=body.max_wait_ms,
+            workers=body.workers,
+            actor=actor,
+        )
+    )
+    await plane.on_registry_change(name)
+    return info.to_dict()
+
+
+@router.put("/models/{name}/canaries/{alias}", responses=_ERRORS)
+async def set_canary(
+    name: str, alias: str, body: CanaryUpdate, registry: RegistryDep, plane: Plane, actor: Admin
+) -> dict[str, Any]:
+    info = await anyio.to_thread.run_sync(
+        lambda: registry.set_canary(name, alias, body.version, body.percent, actor=actor)
+    )
+    await plane.on_registry_change(name)
+    return info.to_dict()
+
+
+@router.delete("/models/{name}/canaries/{alias}", responses=_ERRORS)
+async def clear_canary(
+    name: str, alias: str, registry: RegistryDep, plane: Plane, actor: Admin
+) -> dict[str, Any]:
+    info = await anyio.to_thread.run_sync(lambda: registry.clear_canary(name, alias, actor=actor))
+    await plane.on_registry_change(name)
+    return info.to_dict()

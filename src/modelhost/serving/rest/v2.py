@@ -29,6 +29,9 @@ from modelhost.serving.rest.v2_protocol import (
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
 HEADER_LENGTH = "inference-header-content-length"
+# Canary splits are sticky per routing key; every answer names the version that produced it.
+ROUTING_KEY_HEADER = "x-modelhost-routing-key"
+VERSION_HEADER = "x-modelhost-model-version"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad request"},
     404: {"model": ErrorResponse, "description": "Unknown model or version"},
@@ -221,8 +224,11 @@ async def model_version_ready(model_name: str, model_version: str, plane: Plane)
 async def _infer(request: Request, plane: Plane, model_name: str, model_version: str | None) -> Response:
     body = await request.body()
     infer_request, all_binary, binary_outputs = decode_infer_request(body, request.headers.get(HEADER_LENGTH))
-    resp = await plane.infer(model_name, model_version, infer_request)
-    return encode_infer_response(resp, all_binary, binary_outputs)
+    routing_key = request.headers.get(ROUTING_KEY_HEADER)
+    resp = await plane.infer(model_name, model_version, infer_request, routing_key=routing_key)
+    response = encode_infer_response(resp, all_binary, binary_outputs)
+    response.headers[VERSION_HEADER] = resp.model_version
+    return response
 
 
 @router.post(

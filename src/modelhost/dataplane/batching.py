@@ -1,0 +1,193 @@
+"""Adaptive (dynamic) batching, per loaded model.
+
+Requests queue; a batch closes when it holds ``max_batch_size`` rows or ``max_wait_ms`` has passed since
+its first request (0 = take whatever queued while the model was busy, adding no latency). Up to
+``parallel`` batches run at once (one per worker process). Rows are scattered back to their requests,
+and a batch that fails is re-run request by request, so one bad row fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import numpy as np
+
+from modelhost.errors import ModelhostError, ModelNotReady
+
+log = logging.getLogger(__name__)
+
+PredictFn = Callable[[dict[str, np.ndarray], Sequence[str]], dict[str, np.ndarray]]
+
+
+@dataclass
+class _Item:
+    inputs: dict[str, np.ndarray]
+    outputs: tuple[str, ...]
+    rows: int
+    future: asyncio.Future[dict[str, np.ndarray]]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+    def group_key(self) -> tuple[object, ...]:
+        """Requests batch together only when every input has the same dtype and trailing shape."""
+        return tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(self.inputs.items()))
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    rows: int = 0
+    requests: int = 0
+    queue_seconds: float = 0.0
+    last_batch_rows: int = 0
+    isolated_failures: int = 0
+
+
+class Batcher:
+    def __init__(
+        self,
+        predict: PredictFn,
+        *,
+        max_batch_size: int,
+        max_wait_ms: float,
+        parallel: int = 1,
+        on_batch: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.predict = predict
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_wait = max(0.0, max_wait_ms) / 1000.0
+        self.stats = BatchStats()
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max(1, parallel))
+        self._running: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    async def submit(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        if self._closed:
+            raise ModelNotReady("the model is being unloaded")
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._loop(), name="modelhost-batcher")
+        rows = next(iter(inputs.values())).shape[0] if inputs else 1
+        item = _Item(inputs, tuple(outputs), int(rows), asyncio.get_running_loop().create_future())
+        await self._queue.put(item)
+        return await item.future
+
+    async def _loop(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                batch = [await self._queue.get()]
+                rows = batch[0].rows
+                deadline = batch[0].enqueued + self.max_wait
+                while rows < self.max_batch_size:
+                    if not self._queue.empty():
+                        item = self._queue.get_nowait()
+                    else:
+                        remaining = deadline - time.perf_counter()
+                        if remaining <= 0:
+                            break
+                        # Poll rather than wait_for(queue.get()): a get cancelled by a timeout can
+                        # lose the item it was handed on some Python versions.
+                        await asyncio.sleep(min(remaining, 0.0005))
+                        continue
+                    if rows + item.rows > self.max_batch_size:
+                        # does not fit: it opens the next batch (the queue is FIFO, so put it first)
+                        self._requeue_front(item)
+                        break
+                    batch.append(item)
+                    rows += item.rows
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    def _requeue_front(self, item: _Item) -> None:
+        rest = [item]
+        while not self._queue.empty():
+            rest.append(self._queue.get_nowait())
+        for it in rest:
+            self._queue.put_nowait(it)
+
+    async def _run(self, batch: list[_Item]) -> None:
+        try:
+            started = time.perf_counter()
+            groups: dict[tuple[object, ...], list[_Item]] = {}
+            for item in batch:
+                if not item.future.cancelled():
+                    groups.setdefault(item.group_key(), []).append(item)
+            for items in groups.values():
+                await self._run_group(items)
+            rows = sum(i.rows for i in batch)
+            queued = sum(started - i.enqueued for i in batch)
+            self.stats.batches += 1
+            self.stats.rows += rows
+            self.stats.requests += len(batch)
+            self.stats.queue_seconds += queued
+            self.stats.last_batch_rows = rows
+            if self._on_batch is not None:
+                self._on_batch(rows, len(batch), queued / len(batch))
+        finally:
+            self._slots.release()
+
+    async def _run_group(self, items: list[_Item]) -> None:
+        if len(items) == 1:
+            await self._run_one(items[0])
+            return
+        names = list(items[0].inputs)
+        inputs = {n: np.concatenate([i.inputs[n] for i in items], axis=0) for n in names}
+        outputs = list(dict.fromkeys(o for i in items for o in i.outputs))
+        try:
+            result = await anyio.to_thread.run_sync(self.predict, inputs, outputs)
+        except Exception:
+            # One bad row must not fail the others: run each request alone to isolate it.
+            self.stats.isolated_failures += 1
+            for item in items:
+                await self._run_one(item)
+            return
+        start = 0
+        for item in items:
+            end = start + item.rows
+            if not item.future.done():
+                item.future.set_result({o: result[o][start:end] for o in item.outputs})
+            start = end
+
+    async def _run_one(self, item: _Item) -> None:
+        try:
+            result = await anyio.to_thread.run_sync(self.predict, item.inputs, list(item.outputs))
+        except Exception as exc:
+            if not item.future.done():
+                item.future.set_exception(exc)
+            return
+        if not item.future.done():
+            item.future.set_result({o: result[o] for o in item.outputs})
+
+    async def close(self, drain_timeout_s: float = 0.0) -> None:
+        """Stop taking requests; let queued ones run for up to ``drain_timeout_s``, then fail what is
+        left with 503. Running batches always finish."""
+        self._closed = True
+        deadline = time.perf_counter() + drain_timeout_s
+        while (not self._queue.empty() or self._running) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.002)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ModelhostError):
+                await self._loop_task
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.future.done():
+                item.future.set_exception(ModelNotReady("the model was unloaded before this request ran"))
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
