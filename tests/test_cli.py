@@ -145,3 +145,26 @@ def test_readme_configuration_table_is_current() -> None:
     assert readme[start:end].strip() == settings_table(), (
         "README config table is stale: run `modelhost config`"
     )
+
+
+def test_rollback_deployments_and_canary_commands(cli, iris_skops: Path) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(3):
+        cli("models", "register", str(iris_skops), "--name", "iris")
+    for v in ("1", "2", "3"):
+        cli("aliases", "set", "iris", "production", v)
+    r = cli("aliases", "rollback", "iris", "production", "--reason", "regression")
+    assert r.exit_code == 0 and "version 2" in r.output
+    assert "version 1" in cli("aliases", "rollback", "iris", "production").output
+    r = cli("aliases", "rollback", "iris", "production")
+    assert r.exit_code == 1 and "no earlier version" in r.output
+    r = cli("deployments", "set", "iris", "--max-batch-size", "16", "--workers", "2", "--json")
+    assert json.loads(r.output)["max_batch_size"] == 16 and json.loads(r.output)["workers"] == 2
+    r = cli("deployments", "set", "iris", "--max-batch-size", "0")
+    assert r.exit_code == 1 and "max_batch_size" in r.output
+    assert cli("canary", "set", "iris", "production", "3", "10").exit_code == 0
+    shown = json.loads(cli("deployments", "show", "iris").output)
+    assert shown["canaries"] == {"production": {"version": 3, "percent": 10.0}}
+    r = cli("canary", "set", "iris", "production", "3", "150")
+    assert r.exit_code == 1 and "between 0 and 100" in r.output
+    assert cli("canary", "clear", "iris", "production").exit_code == 0
+    assert json.loads(cli("deployments", "show", "iris").output)["canaries"] == {}

@@ -80,8 +80,8 @@ class Settings(BaseSettings):
         description="Default worker processes per model (0 = run in the server process); a model's "
         "deployment settings override it.",
     )
-    memory_budget_mb: int = Field(
-        default=0,
+    memory_budget_mb: float = Field(
+        default=0.0,
         ge=0,
         description="Memory budget for loaded models, estimated from artifact sizes; least recently used "
         "models are unloaded to make room (0 = unlimited).",

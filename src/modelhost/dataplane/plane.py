@@ -145,7 +145,9 @@ class DataPlane:
                         log.error("hot swap of %s to version %s failed, keeping the old route: %s",
                                   key[0], target.version, exc.message)  # fmt: skip
                         if old is not None:
-                            self._routes[key] = Route(old.primary, old.canary, old.percent, new.expires)
+                            self._routes[key] = Route(
+                                old.primary, old.canary, old.percent, new.expires, old.deployment
+                            )
                         return
         self._routes[key] = new
         if old is not None and old.versions() != new.versions():

@@ -7,7 +7,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from modelhost.registry import Registry, VersionInfo
+from modelhost.registry import DeploymentInfo, Registry, VersionInfo
 from modelhost.registry.records import DEFAULT_ALIAS, parse_model_ref
 
 
@@ -17,6 +17,7 @@ class Route:
     canary: VersionInfo | None = None
     percent: float = 0.0
     expires: float = 0.0
+    deployment: DeploymentInfo | None = None
 
     def versions(self) -> set[int]:
         return {self.primary.version} | ({self.canary.version} if self.canary else set())
@@ -36,13 +37,10 @@ class Route:
 def build_route(registry: Registry, ref: str, version: str | None, expires: float) -> Route:
     """Resolve a reference against the registry (blocking; run it in a thread)."""
     primary = registry.resolve(ref, version)
-    if version is not None:
-        return Route(primary, expires=expires)
+    deployment = registry.get_deployment(primary.model)
     name, alias = parse_model_ref(ref)
     effective = alias or (DEFAULT_ALIAS if DEFAULT_ALIAS in primary.aliases else None)
-    if effective is None:
-        return Route(primary, expires=expires)
-    canary = registry.get_deployment(name).canaries.get(effective)
+    canary = deployment.canaries.get(effective) if version is None and effective is not None else None
     if canary is None or canary.version == primary.version:
-        return Route(primary, expires=expires)
-    return Route(primary, registry.get_version(name, canary.version), canary.percent, expires)
+        return Route(primary, expires=expires, deployment=deployment)
+    return Route(primary, registry.get_version(name, canary.version), canary.percent, expires, deployment)

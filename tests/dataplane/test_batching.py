@@ -1,0 +1,158 @@
+"""Batching correctness with a fake predict function (no model needed)."""
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from modelhost.dataplane.batching import Batcher
+from modelhost.errors import InvalidInput, ModelNotReady
+
+
+class FakeModel:
+    """Doubles its input; rows containing -1 make the whole call fail, like a model rejecting a value."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[int] = []
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def predict(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
+        with self.lock:
+            self.calls.append(len(x))
+        if self.delay:
+            import time
+
+            time.sleep(self.delay)
+        if (x == -1).any():
+            raise ValueError("negative one is not allowed")
+        return {"y": x * 2, "z": x.sum(axis=1)}
+
+
+async def _submit_all(batcher: Batcher, rows: list[np.ndarray], outputs=("y",)) -> list:  # type: ignore[no-untyped-def]
+    return await asyncio.gather(
+        *(batcher.submit({"x": r}, list(outputs)) for r in rows), return_exceptions=True
+    )
+
+
+def test_rows_come_back_to_their_own_requests_in_order() -> None:
+    model = FakeModel(delay=0.01)
+
+    async def main() -> list:  # type: ignore[type-arg]
+        batcher = Batcher(model.predict, max_batch_size=8, max_wait_ms=5)
+        rows = [np.full((1 + i % 3, 2), float(i)) for i in range(20)]
+        results = await _submit_all(batcher, rows)
+        await batcher.close()
+        return [(r, res) for r, res in zip(rows, results, strict=True)]
+
+    pairs = asyncio.run(main())
+    for row, res in pairs:
+        np.testing.assert_array_equal(res["y"], row * 2)
+        assert set(res) == {"y"}
+    assert max(model.calls) > 1, "requests were batched together"
+    assert all(c <= 8 for c in model.calls), "no batch exceeds max_batch_size rows"
+    assert sum(model.calls) == sum(r.shape[0] for r, _ in pairs)
+
+
+def test_one_bad_row_fails_only_its_request() -> None:
+    model = FakeModel(delay=0.005)
+
+    async def main() -> list:  # type: ignore[type-arg]
+        batcher = Batcher(model.predict, max_batch_size=16, max_wait_ms=20)
+        rows = [np.array([[float(i), 1.0]]) for i in range(10)]
+        rows[4] = np.array([[-1.0, 1.0]])
+        out = await _submit_all(batcher, rows)
+        await batcher.close()
+        return out
+
+    results = asyncio.run(main())
+    assert isinstance(results[4], ValueError)
+    for i, res in enumerate(results):
+        if i != 4:
+            np.testing.assert_array_equal(res["y"], [[2.0 * i, 2.0]])
+
+
+def test_union_of_outputs_and_mixed_shapes_are_grouped() -> None:
+    model = FakeModel()
+
+    async def main() -> list:  # type: ignore[type-arg]
+        batcher = Batcher(model.predict, max_batch_size=32, max_wait_ms=20)
+        a = batcher.submit({"x": np.ones((2, 3))}, ["y"])
+        b = batcher.submit({"x": np.ones((1, 3))}, ["z"])
+        c = batcher.submit({"x": np.ones((1, 5))}, ["y", "z"])  # other trailing shape: its own group
+        out = await asyncio.gather(a, b, c)
+        await batcher.close()
+        return out
+
+    a, b, c = asyncio.run(main())
+    assert set(a) == {"y"} and a["y"].shape == (2, 3)
+    assert set(b) == {"z"} and b["z"].tolist() == [3.0]
+    assert c["y"].shape == (1, 5) and c["z"].tolist() == [5.0]
+
+
+def test_batch_size_one_never_batches_and_large_requests_run_alone() -> None:
+    model = FakeModel(delay=0.002)
+
+    async def main() -> None:
+        batcher = Batcher(model.predict, max_batch_size=4, max_wait_ms=10)
+        await _submit_all(batcher, [np.ones((10, 2)), np.ones((1, 2)), np.ones((1, 2))])
+        await batcher.close()
+
+    asyncio.run(main())
+    assert 10 in model.calls and all(c <= 4 for c in model.calls if c != 10)
+
+
+def test_close_fails_queued_requests_with_503() -> None:
+    release = threading.Event()
+
+    def slow(inputs, outputs):  # type: ignore[no-untyped-def]
+        release.wait(5)
+        return {"y": inputs["x"]}
+
+    async def main() -> list:  # type: ignore[type-arg]
+        batcher = Batcher(slow, max_batch_size=1, max_wait_ms=0)
+        tasks = [asyncio.create_task(batcher.submit({"x": np.ones((1, 1))}, ["y"])) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        closing = asyncio.create_task(batcher.close(drain_timeout_s=0))
+        await asyncio.sleep(0.05)
+        release.set()
+        await closing
+        with pytest.raises(ModelNotReady):
+            await batcher.submit({"x": np.ones((1, 1))}, ["y"])
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert "y" in results[0]  # the running batch finished
+    assert all(isinstance(r, ModelNotReady) for r in results[1:])
+
+
+def test_stats_and_hook_record_batches() -> None:
+    seen: list[tuple[int, int]] = []
+    model = FakeModel(delay=0.005)
+
+    async def main() -> Batcher:
+        batcher = Batcher(model.predict, max_batch_size=64, max_wait_ms=10,
+                          on_batch=lambda rows, reqs, _q: seen.append((rows, reqs)))  # fmt: skip
+        await _submit_all(batcher, [np.ones((1, 2))] * 12)
+        await batcher.close()
+        return batcher
+
+    batcher = asyncio.run(main())
+    assert batcher.stats.requests == 12 and batcher.stats.rows == 12
+    assert sum(r for r, _ in seen) == 12 and batcher.stats.batches == len(seen) < 12
+
+
+def test_modelhost_errors_pass_through() -> None:
+    def bad(inputs, outputs):  # type: ignore[no-untyped-def]
+        raise InvalidInput("nope")
+
+    async def main() -> list:  # type: ignore[type-arg]
+        batcher = Batcher(bad, max_batch_size=8, max_wait_ms=5)
+        out = await _submit_all(batcher, [np.ones((1, 1))] * 3)
+        await batcher.close()
+        return out
+
+    assert all(isinstance(r, InvalidInput) for r in asyncio.run(main()))
