@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text or one JSON object per line (with request ids)."
+    )
+    access_log: bool = Field(default=False, description="Write one log record per HTTP request.")
     admin_token: str | None = Field(
         default=None,
         description="Bearer token for the admin REST API (/api/v1: register, aliases). Unset: the admin "
@@ -94,6 +98,17 @@ class Settings(BaseSettings):
     warmup: bool = Field(
         default=True, description="Run one all-zero row through a model after loading, before it serves."
     )
+    prediction_log_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of inference requests whose inputs and outputs are logged (for drift); 0 turns "
+        "prediction logging off.",
+    )
+    drift_webhook_url: str | None = Field(
+        default=None, description="URL that receives a JSON POST when a drift report finds drift."
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."
     )

@@ -34,8 +34,11 @@ def serve(
             f"modelhost {__version__} serving on http://{s.host}:{s.port} (registry {s.resolved_database_url})",
             highlight=False,
         )
+        from modelhost.logs import configure_logging
+
+        configure_logging(s.log_level, s.log_format)
         uvicorn.run(
-            create_app(s), host=s.host, port=s.port, log_level=s.log_level, access_log=s.log_level == "debug"
+            create_app(s), host=s.host, port=s.port, log_config=None, log_level=s.log_level, access_log=False
         )
 
     run(body)

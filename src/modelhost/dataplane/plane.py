@@ -21,6 +21,9 @@ from modelhost.dataplane.repository import LoadedModel, ModelRepository, ModelSt
 from modelhost.dataplane.routing import Route, build_route
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, Tensor
 from modelhost.errors import InvalidInput, ModelhostError
+from modelhost.monitoring.drift import DriftReport, compute_drift
+from modelhost.monitoring.metrics import Metrics
+from modelhost.monitoring.predlog import PredictionLogger
 from modelhost.registry import Registry, VersionInfo
 from modelhost.registry.records import parse_model_ref
 from modelhost.runtimes.base import Signature, datatype_of
@@ -82,10 +85,13 @@ def requested_outputs(signature: Signature, request: InferenceRequest) -> list[s
 
 
 class DataPlane:
-    def __init__(self, registry: Registry, repository: ModelRepository, settings: Settings) -> None:
+    def __init__(self, registry: Registry, repository: ModelRepository, settings: Settings,
+                 predlog: PredictionLogger | None = None) -> None:  # fmt: skip
         self.registry = registry
         self.repository = repository
         self.settings = settings
+        self.metrics: Metrics = repository.metrics
+        self.predlog = predlog or PredictionLogger(registry, settings.prediction_log_rate, self.metrics)
         self.started = False
         self._routes: dict[RouteKey, Route] = {}
         self._refreshing: dict[RouteKey, asyncio.Task[None]] = {}
@@ -249,18 +255,72 @@ class DataPlane:
     async def close(self) -> None:
         for task in [*self._refreshing.values(), *self._background]:
             task.cancel()
+        await self.predlog.close()
         await self.repository.unload_all()
+
+    # --- drift -------------------------------------------------------------------------------------
+
+    async def drift(self, ref: str, version: str | None = None, limit: int = 5000) -> DriftReport:
+        """Drift report of the version ``ref`` serves; updates the drift gauges and fires the alert hook."""
+        await self.predlog.flush()
+        info = await self.resolve(ref, version)
+        report = await anyio.to_thread.run_sync(compute_drift, self.registry, info, limit)
+        for f in report.features:
+            value = f.score if f.test != "chi2" else f.p_value
+            self.metrics.drift.labels(info.model, str(info.version), f.feature, f.test).set(value)
+        if report.drifted:
+            self.metrics.drift_alerts.labels(info.model, str(info.version)).inc()
+            if self.settings.drift_webhook_url:
+                task = asyncio.create_task(self._alert(report))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        return report
+
+    async def _alert(self, report: DriftReport) -> None:
+        import httpx
+
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                await client.post(
+                    str(self.settings.drift_webhook_url), json={"event": "drift", **report.to_dict()}
+                )
+        except httpx.HTTPError as exc:
+            log.warning("drift alert to %s failed: %s", self.settings.drift_webhook_url, exc)
 
     # --- inference ----------------------------------------------------------------------------------
 
     async def infer(
-        self, ref: str, version: str | None, request: InferenceRequest, routing_key: str | None = None
+        self,
+        ref: str,
+        version: str | None,
+        request: InferenceRequest,
+        routing_key: str | None = None,
+        protocol: str = "rest",
     ) -> InferenceResponse:
-        """Route, validate and predict. ``routing_key`` (or the request parameter ``routing_key``)
-        makes a canary split sticky per key."""
-        key = routing_key or request.parameters.get("routing_key")
-        route = await self.route(ref, version)
-        info = route.choose(str(key) if key is not None else None)
+        """Route, validate and predict, recording metrics and a prediction-log sample.
+        ``routing_key`` (or the request parameter ``routing_key``) makes a canary split sticky."""
+        started = time.perf_counter()
+        info: VersionInfo | None = None
+        status = "200"
+        try:
+            key = routing_key or request.parameters.get("routing_key")
+            route = await self.route(ref, version)
+            info = route.choose(str(key) if key is not None else None)
+            response = await self._infer(info, ref, request)
+        except ModelhostError as exc:
+            status = str(exc.status_code)
+            raise
+        except Exception:
+            status = "500"
+            raise
+        finally:
+            if info is not None:  # unknown models are not labels: clients must not create series
+                labels = (info.model, str(info.version))
+                self.metrics.requests.labels(*labels, protocol, status).inc()
+                self.metrics.latency.labels(*labels, protocol).observe(time.perf_counter() - started)
+        return response
+
+    async def _infer(self, info: VersionInfo, ref: str, request: InferenceRequest) -> InferenceResponse:
         inputs = validate_inputs(info.signature, request)
         outputs = requested_outputs(info.signature, request)
         entry = await self.repository.ensure(info)
@@ -274,6 +334,9 @@ class DataPlane:
             if type(exc).__name__ in ("InvalidArgument", "Fail", "InvalidGraph"):  # onnxruntime input errors
                 raise InvalidInput(f"the model rejected the input: {exc}") from exc
             raise
+        rows = next(iter(inputs.values())).shape[0] if inputs and next(iter(inputs.values())).ndim else 1
+        self.metrics.rows.labels(info.model, str(info.version)).inc(rows)
+        self.predlog.maybe_log(info, request.id, inputs, result)
         tensors = []
         for name in outputs:
             array = result[name]

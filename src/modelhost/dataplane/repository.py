@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -17,6 +17,7 @@ from modelhost.config import Settings
 from modelhost.dataplane.batching import Batcher
 from modelhost.dataplane.workers import WorkerPool
 from modelhost.errors import ModelhostError, ModelNotReady
+from modelhost.monitoring.metrics import Metrics
 from modelhost.registry import DeploymentInfo, Registry, VersionInfo
 from modelhost.runtimes import Runtime, runtime_by_name
 from modelhost.runtimes.base import DATATYPE_TO_NUMPY
@@ -68,14 +69,42 @@ def _warmup_inputs(info: VersionInfo) -> dict[str, np.ndarray] | None:
 
 
 class ModelRepository:
-    def __init__(self, registry: Registry, settings: Settings,
-                 on_batch: Callable[[VersionInfo, int, int, float], None] | None = None) -> None:  # fmt: skip
+    def __init__(self, registry: Registry, settings: Settings, metrics: Metrics | None = None) -> None:
         self.registry = registry
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self._models: dict[Key, LoadedModel] = {}
         # Versions an operator unloaded on purpose: lazy loading leaves them alone until loaded again.
         self._held_back: set[Key] = set()
-        self._on_batch = on_batch
+        self.metrics.add_callback("modelhost_models_loaded", "Loaded model versions by state.", ["state"],
+                                  self._count_states)  # fmt: skip
+        self.metrics.add_callback("modelhost_queue_depth", "Requests waiting for a batch.", ["model", "version"],
+                                  self._queue_depths)  # fmt: skip
+        self.metrics.add_callback("modelhost_inflight_requests", "Requests being served.", ["model", "version"],
+                                  lambda: [([e.info.model, str(e.info.version)], e.inflight) for e in self.loaded()])  # fmt: skip
+        self.metrics.add_callback("modelhost_worker_restarts", "Worker process restarts of a loaded version.",
+                                  ["model", "version"], self._restarts)  # fmt: skip
+
+    def _count_states(self) -> list[tuple[list[str], float]]:
+        counts = {state: 0 for state in ModelState}
+        for entry in self.loaded():
+            counts[entry.state] += 1
+        return [([str(state)], n) for state, n in counts.items()]
+
+    def _queue_depths(self) -> list[tuple[list[str], float]]:
+        return [
+            ([e.info.model, str(e.info.version)], e.batcher.queue_depth) for e in self.loaded() if e.batcher
+        ]
+
+    def _restarts(self) -> list[tuple[list[str], float]]:
+        return [([e.info.model, str(e.info.version)], e.runtime.restarts) for e in self.loaded()
+                if isinstance(e.runtime, WorkerPool)]  # fmt: skip
+
+    def _on_batch(self, info: VersionInfo, rows: int, requests: int, queued: float) -> None:
+        labels = (info.model, str(info.version))
+        self.metrics.batch_size.labels(*labels).observe(rows)
+        self.metrics.batch_requests.labels(*labels).observe(requests)
+        self.metrics.queue_time.labels(*labels).observe(queued)
 
     def get(self, key: Key) -> LoadedModel | None:
         return self._models.get(key)
@@ -104,15 +133,19 @@ class ModelRepository:
                 entry.batcher = self._make_batcher(entry, deployment)
             except ModelhostError as exc:
                 entry.state, entry.reason = ModelState.FAILED, exc.message
+                self.metrics.loads.labels(info.model, "failed").inc()
                 raise
             except Exception as exc:
                 entry.state, entry.reason = ModelState.FAILED, f"{type(exc).__name__}: {exc}"
+                self.metrics.loads.labels(info.model, "failed").inc()
                 log.exception("loading %s version %s failed", info.model, info.version)
                 raise ModelNotReady(
                     f"model '{info.model}' version {info.version} failed to load: {entry.reason}"
                 ) from exc
             entry.state, entry.loaded_at = ModelState.READY, time.time()
             entry.load_seconds = time.perf_counter() - started
+            self.metrics.loads.labels(info.model, "loaded").inc()
+            self.metrics.load_time.labels(info.model).observe(entry.load_seconds)
             entry.last_used = time.monotonic()
             log.info(
                 "loaded %s version %s (%s) in %.2fs",
@@ -146,10 +179,10 @@ class ModelRepository:
             return None
         wait = deployment.max_wait_ms if deployment.max_wait_ms is not None else self.settings.max_wait_ms
         parallel = entry.runtime.size if isinstance(entry.runtime, WorkerPool) else 1
-        info, hook = entry.info, self._on_batch
+        info = entry.info
         return Batcher(
             entry.runtime.predict, max_batch_size=size, max_wait_ms=wait, parallel=parallel,
-            on_batch=(lambda rows, reqs, queued: hook(info, rows, reqs, queued)) if hook else None,
+            on_batch=lambda rows, reqs, queued: self._on_batch(info, rows, reqs, queued),
         )  # fmt: skip
 
     async def predict(self, entry: LoadedModel, inputs: dict[str, np.ndarray],
@@ -163,6 +196,8 @@ class ModelRepository:
         try:
             if entry.batcher is not None:
                 return await entry.batcher.submit(inputs, outputs)
+            rows = next(iter(inputs.values())).shape[0] if inputs else 1
+            self.metrics.batch_size.labels(entry.info.model, str(entry.info.version)).observe(rows)
             return await anyio.to_thread.run_sync(runtime.predict, inputs, outputs)
         finally:
             entry.inflight -= 1
@@ -187,6 +222,7 @@ class ModelRepository:
             entry.state = ModelState.UNAVAILABLE
             if runtime is not None:
                 await anyio.to_thread.run_sync(runtime.unload)
+        self.metrics.unloads.labels(key[0]).inc()
         log.info("unloaded %s version %s", *key)
         return True
 

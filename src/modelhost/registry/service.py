@@ -18,6 +18,7 @@ from modelhost.errors import InvalidInput, VersionNotFound
 from modelhost.registry.aliases import AliasesMixin
 from modelhost.registry.deployments import DeploymentsMixin
 from modelhost.registry.formats import ONNX, SKOPS, detect_format
+from modelhost.registry.monitoring import MonitoringMixin
 from modelhost.registry.records import (
     DEFAULT_ALIAS,
     ModelInfo,
@@ -31,7 +32,7 @@ from modelhost.registry.records import (
 from modelhost.registry.tables import Alias, Model, ModelVersion, utcnow
 
 
-class Registry(AliasesMixin, DeploymentsMixin):
+class Registry(AliasesMixin, DeploymentsMixin, MonitoringMixin):
     """Registry service over one database and one artifact store."""
 
     def register_version(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import DateTime as _DateTime
@@ -165,3 +165,34 @@ class Deployment(Base):
     canaries: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
     updated_by: Mapped[str] = mapped_column(String(128), default="", nullable=False)
+
+
+class ReferenceData(Base):
+    """A sample of the data a version was trained on (and its predictions), the baseline for drift."""
+
+    __tablename__ = "reference_data"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    input_name: Mapped[str] = mapped_column(String(128), nullable=False)
+    features: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    sample: Mapped[list[list[Any]]] = mapped_column(JSON, nullable=False)
+    predictions: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class PredictionLog(Base):
+    """Sampled requests and answers per model version (for drift and debugging)."""
+
+    __tablename__ = "prediction_log"
+    __table_args__ = (Index("ix_prediction_log_model_version_at", "model", "version", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)

@@ -14,10 +14,12 @@ from modelhost import __version__
 from modelhost.config import Settings
 from modelhost.dataplane.plane import DataPlane
 from modelhost.dataplane.repository import ModelRepository
+from modelhost.logs import RequestIdMiddleware
+from modelhost.monitoring.metrics import Metrics
 from modelhost.registry import Registry
 from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
-from modelhost.serving.rest import admin, v2
+from modelhost.serving.rest import admin, ops, v2
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reg = registry or Registry(settings)
         reg.store.remove_stale_temp()
-        plane = DataPlane(reg, ModelRepository(reg, settings), settings)
+        plane = DataPlane(reg, ModelRepository(reg, settings, Metrics()), settings)
         app.state.plane = plane
         if settings.load_on_start:
             for failure in await plane.load_defaults():
@@ -53,8 +55,10 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
     app.include_router(v2.router)
     app.include_router(admin.router)
+    app.include_router(ops.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -43,5 +43,6 @@ def require_admin(request: Request) -> str:
 
 
 Plane = Annotated[DataPlane, Depends(get_plane)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 Admin = Annotated[str, Depends(require_admin)]

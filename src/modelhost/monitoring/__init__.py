@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics, prediction logging and drift detection."""
