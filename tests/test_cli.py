@@ -168,3 +168,20 @@ def test_rollback_deployments_and_canary_commands(cli, iris_skops: Path) -> None
     assert r.exit_code == 1 and "between 0 and 100" in r.output
     assert cli("canary", "clear", "iris", "production").exit_code == 0
     assert json.loads(cli("deployments", "show", "iris").output)["canaries"] == {}
+
+
+def test_register_with_reference_and_drift(cli, iris_skops: Path, tmp_path: Path, iris_xy) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    csv = tmp_path / "ref.csv"
+    np.savetxt(csv, iris_xy[0], delimiter=",", header="sl,sw,pl,pw", comments="")
+    r = cli("models", "register", str(iris_skops), "--name", "iris", "--reference", str(csv))
+    assert r.exit_code == 0, r.output
+    report = json.loads(cli("drift", "iris", "--json").output)
+    assert report["reference_rows"] == 150 and "at least 30" in report["note"]
+    r = cli("drift", "iris")
+    assert r.exit_code == 0 and "150 reference rows" in r.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,x\n")
+    r = cli("models", "register", str(iris_skops), "--name", "iris", "--reference", str(bad))
+    assert r.exit_code == 1 and "cannot read reference data" in r.output

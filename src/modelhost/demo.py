@@ -40,7 +40,7 @@ def _code_version() -> str:
         return "unknown"
 
 
-def _train(name: str) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
+def _train(name: str) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], np.ndarray]:
     from sklearn.datasets import load_digits, load_iris
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
@@ -70,7 +70,7 @@ def _train(name: str) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, An
         "data_hash": _data_hash(x, y),
         "code_version": _code_version(),
     }
-    return model, metrics, params, lineage
+    return model, metrics, params, lineage, x_train
 
 
 def register_demo_models(registry: Registry) -> list[DemoModel]:
@@ -84,7 +84,7 @@ def register_demo_models(registry: Registry) -> list[DemoModel]:
             prod = registry.resolve(f"{name}@production") if name in known else None
             done.append(DemoModel(name, prod.version if prod else 0, float("nan"), skipped=True))
             continue
-        model, metrics, params, lineage = _train(name)
+        model, metrics, params, lineage, reference = _train(name)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{name}.skops"
             sio.dump(model, path)
@@ -98,6 +98,7 @@ def register_demo_models(registry: Registry) -> list[DemoModel]:
                 description=f"LogisticRegression on the scikit-learn {name} data set",
                 actor="demo",
             )
+            registry.set_reference(name, v.version, reference, predictions=model.predict(reference))
             registry.set_alias(name, "production", v.version, actor="demo", reason="demo", protect=True)
             if name == "iris":
                 onnx_v = registry.register_version(
@@ -110,6 +111,7 @@ def register_demo_models(registry: Registry) -> list[DemoModel]:
                     description="the same model converted to ONNX",
                     actor="demo",
                 )
+                registry.set_reference(name, onnx_v.version, reference, predictions=model.predict(reference))
                 registry.set_alias(name, "staging", onnx_v.version, actor="demo", reason="demo")
         done.append(DemoModel(name, v.version, metrics["accuracy"], skipped=False))
     return done

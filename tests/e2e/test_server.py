@@ -127,3 +127,14 @@ def test_server_survives_garbage(server: Server) -> None:
         assert r.status_code == 400, r.text
         assert "error" in r.json()
     assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+
+
+def test_metrics_and_status_on_the_real_server(server: Server) -> None:
+    body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+    assert httpx.post(f"{server.url}/v2/models/iris@production/infer", json=body).status_code == 200
+    text = httpx.get(f"{server.url}/metrics").text
+    assert 'modelhost_requests_total{model="iris",protocol="rest",status="200",version="1"}' in text
+    out = subprocess.run([*modelhost_cmd(), "status", "--url", server.url, "--json"], capture_output=True,
+                         text=True, env=server.env, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert '"model": "iris"' in out.stdout

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from modelhost import __version__
-from modelhost.cli import demo, predict, registry_cmds, rollout, serve
+from modelhost.cli import demo, monitor, predict, registry_cmds, rollout, serve
 from modelhost.cli.common import out
 
 app = typer.Typer(
@@ -29,6 +29,8 @@ app.command()(serve.serve)
 app.command()(serve.config)
 app.command()(predict.predict)
 app.command()(demo.demo)
+app.command()(monitor.drift)
+app.command()(monitor.status)
 
 
 def _version_callback(value: bool) -> None:

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from modelhost.cli.common import JsonOpt, kv, out, print_json, registry, run
+
+
+def load_table(path: Path) -> tuple[Any, list[str] | None]:
+    """A numeric table from a .npy file or a CSV whose first row names the columns."""
+    import numpy as np
+
+    from modelhost.errors import InvalidInput
+
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False), None
+        with open(path) as f:
+            header = f.readline().strip().split(",")
+        return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2), header
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read reference data {path}: {exc}") from None
+
 
 models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 versions_app = typer.Typer(help="Versions of a model.", no_args_is_help=True)
@@ -37,6 +54,10 @@ def models_register(
     lineage: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE lineage (data_hash, code_version...).")
     ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="Reference data for drift: a CSV (header row) or .npy of training inputs."),
+    ] = None,
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Allow moving a protected --alias.")] = False,
     as_json: JsonOpt = False,
@@ -57,6 +78,9 @@ def models_register(
             lineage=kv(lineage, "lineage"),
             actor="cli",
         )
+        if reference is not None:
+            data, features = load_table(reference)
+            reg.set_reference(name, info.version, data, features=features)
         if alias:
             reg.set_alias(name, alias, info.version, actor="cli", force=force)
         if as_json:

@@ -320,6 +320,14 @@ class DataPlane:
                 self.metrics.latency.labels(*labels, protocol).observe(time.perf_counter() - started)
         return response
 
+    def count_rejected(self, ref: str, version: str | None, protocol: str, status: int) -> None:
+        """Count a request a protocol adapter refused before inference (an undecodable body). Only
+        references already routed are labelled, so junk model names create no series."""
+        route = self._routes.get((ref, version))
+        if route is not None:
+            info = route.primary
+            self.metrics.requests.labels(info.model, str(info.version), protocol, str(status)).inc()
+
     async def _infer(self, info: VersionInfo, ref: str, request: InferenceRequest) -> InferenceResponse:
         inputs = validate_inputs(info.signature, request)
         outputs = requested_outputs(info.signature, request)

@@ -223,7 +223,11 @@ async def model_version_ready(model_name: str, model_version: str, plane: Plane)
 
 async def _infer(request: Request, plane: Plane, model_name: str, model_version: str | None) -> Response:
     body = await request.body()
-    infer_request, all_binary, binary_outputs = decode_infer_request(body, request.headers.get(HEADER_LENGTH))
+    try:
+        infer_request, all_binary, binary_outputs = decode_infer_request(body, request.headers.get(HEADER_LENGTH))
+    except InvalidInput:
+        plane.count_rejected(model_name, model_version, "rest", 400)
+        raise
     routing_key = request.headers.get(ROUTING_KEY_HEADER)
     resp = await plane.infer(model_name, model_version, infer_request, routing_key=routing_key)
     response = encode_infer_response(resp, all_binary, binary_outputs)
