@@ -16,8 +16,12 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default MODELHOST_PORT or 8000).")] = None,
     load: Annotated[bool, typer.Option("--load/--no-load", help="Load default versions at start-up.")] = True,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="gRPC port (default MODELHOST_GRPC_PORT or 8001; 0 disables).")
+    ] = None,
+    grpc: Annotated[bool, typer.Option("--grpc/--no-grpc", help="Serve OIP v2 over gRPC too.")] = True,
 ) -> None:
-    """Start the HTTP server (Open Inference Protocol v2 + admin API)."""
+    """Start the server: Open Inference Protocol v2 over HTTP and gRPC, and the admin API."""
     import uvicorn
 
     from modelhost.serving.app import create_app
@@ -29,9 +33,15 @@ def serve(
             updates["host"] = host
         if port is not None:
             updates["port"] = port
+        if grpc_port is not None:
+            updates["grpc_port"] = grpc_port
+        if not grpc:
+            updates["grpc_port"] = 0
         s = base.model_copy(update=updates)
+        grpc_note = f", gRPC on {s.host}:{s.grpc_port}" if s.grpc_port else ""
         err.print(
-            f"modelhost {__version__} serving on http://{s.host}:{s.port} (registry {s.resolved_database_url})",
+            f"modelhost {__version__} serving on http://{s.host}:{s.port}{grpc_note} "
+            f"(registry {s.resolved_database_url})",
             highlight=False,
         )
         uvicorn.run(
