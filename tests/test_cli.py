@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import socket
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,13 @@ def test_readme_configuration_table_is_current() -> None:
     assert readme[start:end].strip() == settings_table(), (
         "README config table is stale: run `modelhost config`"
     )
+
+
+def test_serve_refuses_a_taken_grpc_port(cli) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("serve", "--grpc-port", str(port), "--no-load")
+    assert r.exit_code == 1 and f"cannot serve gRPC on 127.0.0.1:{port}" in r.output, r.output
+    assert "--no-grpc" in r.output and "Traceback" not in r.output

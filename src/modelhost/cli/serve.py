@@ -8,6 +8,23 @@ import typer
 
 from modelhost import __version__
 from modelhost.cli.common import err, run, settings
+from modelhost.errors import InvalidInput
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before start-up, with a message instead of uvicorn's lifespan traceback, when the gRPC
+    port is taken."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot serve gRPC on {host}:{port} ({exc.strerror or exc}); set MODELHOST_GRPC_PORT or "
+            "--grpc-port to a free port, or turn gRPC off with --no-grpc"
+        ) from None
 
 
 def serve(
@@ -38,6 +55,8 @@ def serve(
         if not grpc:
             updates["grpc_port"] = 0
         s = base.model_copy(update=updates)
+        if s.grpc_port:
+            _check_port_free(s.host, s.grpc_port)
         grpc_note = f", gRPC on {s.host}:{s.grpc_port}" if s.grpc_port else ""
         err.print(
             f"modelhost {__version__} serving on http://{s.host}:{s.port}{grpc_note} "
