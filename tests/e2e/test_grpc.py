@@ -3,6 +3,8 @@ official proto's own stubs (as tritonclient ships them)."""
 
 from __future__ import annotations
 
+import queue
+
 import grpc
 import numpy as np
 import pytest
@@ -88,3 +90,16 @@ def test_repository_extension(client) -> None:  # type: ignore[no-untyped-def]
     assert index[("iris", "1")] == "READY"
     client.load_model("iris@staging")
     assert client.is_model_ready("iris", "2")
+
+
+def test_stream_infer(client) -> None:  # type: ignore[no-untyped-def]
+    results: queue.Queue[tuple[object, object]] = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    inp = triton.InferInput("input", [2, 4], "FP64")
+    inp.set_data_from_numpy(ROWS)
+    client.async_stream_infer("iris@production", [inp], request_id="s-1")
+    client.async_stream_infer("nope", [inp], request_id="s-2")
+    client.stop_stream()
+    (ok, no_error), (no_result, error) = results.get(timeout=10), results.get(timeout=10)
+    assert no_error is None and ok.as_numpy("predict").tolist() == [0, 2]  # type: ignore[attr-defined]
+    assert no_result is None and "nope" in str(error)

@@ -204,3 +204,12 @@ def test_port_in_use_is_a_clear_start_error(settings: Settings, iris_registry: R
 def test_grpc_port_zero_disables(client: TestClient, settings: Settings) -> None:
     assert settings.grpc_port == 0
     assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_stream_infer_answers_in_order_and_isolates_errors(stub: InferenceStub, iris_model) -> None:  # type: ignore[no-untyped-def]
+    requests = [infer_request(id="a"), infer_request(model="nope", id="b"), infer_request(ROWS[:1], id="c")]
+    responses = list(stub.ModelStreamInfer(iter(requests)))
+    assert [r.infer_response.id for r in responses] == ["a", "b", "c"]
+    assert [r.error_message for r in responses] == ["", "model 'nope' is not registered", ""]
+    last = {o.name: o for o in responses[2].infer_response.outputs}
+    assert list(last["predict"].contents.int64_contents) == iris_model.predict(ROWS[:1]).tolist()

@@ -26,6 +26,8 @@ _DESCRIPTOR = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     m.name: (getattr(pb, m.input_type.name), getattr(pb, m.output_type.name)) for m in _DESCRIPTOR.methods
 }
+# Bidirectional streaming methods; the others are unary.
+STREAMING = {m.name for m in _DESCRIPTOR.methods if m.client_streaming and m.server_streaming}
 
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
@@ -52,14 +54,21 @@ def _guarded(name: str, method: Handler) -> Handler:
 
 def generic_handler(servicer: object) -> grpc.GenericRpcHandler:
     """The handler of every declared method, each calling ``servicer.<Method>(request, context)``."""
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            _guarded(name, getattr(servicer, name)),
-            request_deserializer=req.FromString,
-            response_serializer=resp.SerializeToString,
-        )
-        for name, (req, resp) in METHODS.items()
-    }
+    handlers = {}
+    for name, (req, resp) in METHODS.items():
+        if name in STREAMING:
+            # Streams report errors per message (ModelStreamInferResponse.error_message) themselves.
+            handlers[name] = grpc.stream_stream_rpc_method_handler(
+                getattr(servicer, name),
+                request_deserializer=req.FromString,
+                response_serializer=resp.SerializeToString,
+            )
+        else:
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                _guarded(name, getattr(servicer, name)),
+                request_deserializer=req.FromString,
+                response_serializer=resp.SerializeToString,
+            )
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
 
@@ -71,7 +80,7 @@ class InferenceStub:
 
     def __init__(self, channel: grpc.Channel | grpc.aio.Channel) -> None:
         self._calls: dict[str, Any] = {
-            name: channel.unary_unary(
+            name: (channel.stream_stream if name in STREAMING else channel.unary_unary)(
                 f"/{SERVICE_NAME}/{name}",
                 request_serializer=req.SerializeToString,
                 response_deserializer=resp.FromString,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from typing import TypeAlias
 
 import grpc
 
 from modelhost.dataplane.plane import DataPlane
-from modelhost.errors import InvalidInput
+from modelhost.errors import InvalidInput, ModelhostError
 from modelhost.serving.grpc import convert
 from modelhost.serving.grpc.protos import oip_v2_pb2 as pb
 
 Context: TypeAlias = grpc.aio.ServicerContext
+log = logging.getLogger(__name__)
 
 
 def _model_name(name: str) -> str:
@@ -64,6 +67,27 @@ class InferenceServicer:
         infer_request, want_raw = convert.decode_infer_request(request)
         response = await self.plane.infer(name, _version(request.model_version), infer_request)
         return convert.encode_infer_response(response, want_raw)
+
+    async def ModelStreamInfer(
+        self, requests: AsyncIterator[pb.ModelInferRequest], context: Context
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        """Triton's streaming inference, one request at a time, answers in order; a failing request
+        gets ``error_message`` (and its id) while the stream goes on, as Triton clients expect."""
+        async for request in requests:
+            try:
+                response = await self.ModelInfer(request, context)
+            except ModelhostError as exc:
+                message = exc.message
+            except Exception as exc:
+                log.exception("unhandled error in gRPC ModelStreamInfer")
+                message = f"internal server error ({type(exc).__name__}); see the server log"
+            else:
+                yield pb.ModelStreamInferResponse(infer_response=response)
+                continue
+            failed = pb.ModelInferResponse(
+                model_name=request.model_name, model_version=request.model_version, id=request.id
+            )
+            yield pb.ModelStreamInferResponse(error_message=message, infer_response=failed)
 
     # --- model repository extension -------------------------------------------------------------------
 
