@@ -48,7 +48,8 @@ def regressor_skops(tmp_path_factory: pytest.TempPathFactory, iris_xy) -> Path: 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", load_on_start=True)
+    # gRPC off: tests that want it pick a free port (the default 8001 may be taken on a shared machine).
+    return Settings(home=tmp_path / "home", load_on_start=True, grpc_port=0)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import socket
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,13 @@ def test_register_with_reference_and_drift(cli, iris_skops: Path, tmp_path: Path
     bad.write_text("a,b\n1,x\n")
     r = cli("models", "register", str(iris_skops), "--name", "iris", "--reference", str(bad))
     assert r.exit_code == 1 and "cannot read reference data" in r.output
+
+
+def test_serve_refuses_a_taken_grpc_port(cli) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("serve", "--grpc-port", str(port), "--no-load")
+    assert r.exit_code == 1 and f"cannot serve gRPC on 127.0.0.1:{port}" in r.output, r.output
+    assert "--no-grpc" in r.output and "Traceback" not in r.output

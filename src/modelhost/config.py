@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the server binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port of the server.")
+    grpc_port: int = Field(
+        default=8001,
+        ge=0,
+        le=65535,
+        description="Port of the Open Inference Protocol v2 gRPC service, served next to HTTP on the same "
+        "host; 0 disables it (so does `modelhost serve --no-grpc`).",
+    )
+    grpc_max_message_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Largest gRPC message received or sent, in bytes (RESOURCE_EXHAUSTED above).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )

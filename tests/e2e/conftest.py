@@ -1,5 +1,5 @@
 """The e2e tier: starts the real ``modelhost`` CLI (``modelhost demo --serve``, as ``make demo`` does)
-on a free port with a temporary home, and talks to it over HTTP."""
+on free HTTP and gRPC ports with a temporary home, and talks to it over both."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def modelhost_cmd() -> list[str]:
 class Server:
     url: str
     port: int
+    grpc_port: int
     home: Path
     env: dict[str, str]
 
@@ -41,10 +42,12 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("e2e-home")
     port = free_port()
+    grpc_port = free_port()
     env = {
         **os.environ,
         "MODELHOST_HOME": str(home),
         "MODELHOST_PORT": str(port),
+        "MODELHOST_GRPC_PORT": str(grpc_port),
         "MODELHOST_ADMIN_TOKEN": ADMIN_TOKEN,
         "MODELHOST_RESOLVE_CACHE_S": "0",
     }
@@ -68,7 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not ready in 90 s: {(home / 'server.log').read_text()}")
             time.sleep(0.2)
-        yield Server(url=url, port=port, home=home, env=env)
+        yield Server(url=url, port=port, grpc_port=grpc_port, home=home, env=env)
     finally:
         proc.terminate()
         try:

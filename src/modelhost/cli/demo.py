@@ -36,4 +36,4 @@ def demo(
 
     run(body)
     if serve_after:
-        serve(host=None, port=None, load=True)
+        serve(host=None, port=None, load=True, grpc_port=None, grpc=True)

@@ -8,6 +8,23 @@ import typer
 
 from modelhost import __version__
 from modelhost.cli.common import err, run, settings
+from modelhost.errors import InvalidInput
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before start-up, with a message instead of uvicorn's lifespan traceback, when the gRPC
+    port is taken."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot serve gRPC on {host}:{port} ({exc.strerror or exc}); set MODELHOST_GRPC_PORT or "
+            "--grpc-port to a free port, or turn gRPC off with --no-grpc"
+        ) from None
 
 
 def serve(
@@ -16,8 +33,12 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default MODELHOST_PORT or 8000).")] = None,
     load: Annotated[bool, typer.Option("--load/--no-load", help="Load default versions at start-up.")] = True,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="gRPC port (default MODELHOST_GRPC_PORT or 8001; 0 disables).")
+    ] = None,
+    grpc: Annotated[bool, typer.Option("--grpc/--no-grpc", help="Serve OIP v2 over gRPC too.")] = True,
 ) -> None:
-    """Start the HTTP server (Open Inference Protocol v2 + admin API)."""
+    """Start the server: Open Inference Protocol v2 over HTTP and gRPC, and the admin API."""
     import uvicorn
 
     from modelhost.serving.app import create_app
@@ -29,9 +50,17 @@ def serve(
             updates["host"] = host
         if port is not None:
             updates["port"] = port
+        if grpc_port is not None:
+            updates["grpc_port"] = grpc_port
+        if not grpc:
+            updates["grpc_port"] = 0
         s = base.model_copy(update=updates)
+        if s.grpc_port:
+            _check_port_free(s.host, s.grpc_port)
+        grpc_note = f", gRPC on {s.host}:{s.grpc_port}" if s.grpc_port else ""
         err.print(
-            f"modelhost {__version__} serving on http://{s.host}:{s.port} (registry {s.resolved_database_url})",
+            f"modelhost {__version__} serving on http://{s.host}:{s.port}{grpc_note} "
+            f"(registry {s.resolved_database_url})",
             highlight=False,
         )
         from modelhost.logs import configure_logging

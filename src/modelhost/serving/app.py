@@ -17,6 +17,7 @@ from modelhost.dataplane.repository import ModelRepository
 from modelhost.logs import RequestIdMiddleware
 from modelhost.monitoring.metrics import Metrics
 from modelhost.registry import Registry
+from modelhost.serving import grpc as grpc_service
 from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
 from modelhost.serving.rest import admin, ops, v2
@@ -37,11 +38,14 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         if settings.load_on_start:
             for failure in await plane.load_defaults():
                 log.warning("model not loaded at start-up: %s", failure)
+        grpc_server = await grpc_service.start_if_enabled(plane, settings)
         plane.started = True
         try:
             yield
         finally:
             plane.started = False
+            if grpc_server is not None:
+                await grpc_server.stop()
             await plane.close()
             if registry is None:
                 reg.close()

@@ -224,7 +224,9 @@ async def model_version_ready(model_name: str, model_version: str, plane: Plane)
 async def _infer(request: Request, plane: Plane, model_name: str, model_version: str | None) -> Response:
     body = await request.body()
     try:
-        infer_request, all_binary, binary_outputs = decode_infer_request(body, request.headers.get(HEADER_LENGTH))
+        infer_request, all_binary, binary_outputs = decode_infer_request(
+            body, request.headers.get(HEADER_LENGTH)
+        )
     except InvalidInput:
         plane.count_rejected(model_name, model_version, "rest", 400)
         raise
