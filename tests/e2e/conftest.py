@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +39,10 @@ class Server:
     env: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("e2e-home")
-    port = free_port()
-    grpc_port = free_port()
+@contextmanager
+def run_server(home: Path, **extra_env: str) -> Iterator[Server]:
+    """Run ``modelhost demo --serve`` with its own home on free ports until the block ends."""
+    port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
         "MODELHOST_HOME": str(home),
@@ -50,6 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "MODELHOST_GRPC_PORT": str(grpc_port),
         "MODELHOST_ADMIN_TOKEN": ADMIN_TOKEN,
         "MODELHOST_RESOLVE_CACHE_S": "0",
+        **extra_env,
     }
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -79,3 +80,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with run_server(tmp_path_factory.mktemp("e2e-home")) as running:
+        yield running

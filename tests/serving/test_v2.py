@@ -77,7 +77,7 @@ def test_infer_onnx_version_by_number(client: TestClient) -> None:
         (orjson.dumps({"inputs": []}), 400, "inputs"),
         (orjson.dumps({"input": []}), 400, "inputs"),
         (orjson.dumps(infer_body(datatype="FP32")), 400, "datatype FP32, but the model expects FP64"),
-        (orjson.dumps(infer_body(datatype="FLOAT")), 400, "unknown datatype"),
+        (orjson.dumps(infer_body(datatype="FLOAT")), 400, "datatype: Input should be .BOOL."),
         (orjson.dumps(infer_body(data=[["a", "b", "c", "d"]])), 400, "cannot hold strings"),
         (orjson.dumps(infer_body(shape=[2, 3])), 400, "needs 6 elements"),
         (orjson.dumps(infer_body(data=[[1.0, 2.0, 3.0]])), 400, "expects \\[-1, 4\\]"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from modelhost.config import Settings
 from modelhost.dataplane.plane import DataPlane
@@ -46,3 +46,17 @@ Plane = Annotated[DataPlane, Depends(get_plane)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 Admin = Annotated[str, Depends(require_admin)]
+
+
+# Path parameters, validated before any lookup (a malformed one is a 400, an unknown one a 404).
+ModelName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="Model name.")]
+ModelRef = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[a-z][a-z0-9_-]{0,63})?$",
+        description="NAME or NAME@ALIAS.",
+    ),
+]
+AliasName = Annotated[
+    str, Path(pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="Alias (production, staging...).")
+]

@@ -68,7 +68,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no route for {request.method} {request.url.path}"
         elif exc.status_code == 405:
             message = f"method {request.method} is not allowed on {request.url.path}"
-        return error_response(request, exc.status_code, message)
+        response = error_response(request, exc.status_code, message)
+        for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405 (RFC 9110)
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONBytes:

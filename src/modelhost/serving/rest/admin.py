@@ -16,7 +16,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelhost.errors import InvalidInput
-from modelhost.serving.deps import Admin, Plane, RegistryDep
+from modelhost.serving.deps import Admin, AliasName, ModelName, Plane, RegistryDep
 from modelhost.serving.rest.v2_protocol import ErrorResponse
 
 router = APIRouter(prefix="/api/v1", tags=["Registry admin"])
@@ -69,23 +69,23 @@ async def list_models(registry: RegistryDep, _actor: Admin) -> list[dict[str, An
 
 
 @router.get("/models/{name}", responses=_ERRORS)
-async def get_model(name: str, registry: RegistryDep, _actor: Admin) -> dict[str, Any]:
+async def get_model(name: ModelName, registry: RegistryDep, _actor: Admin) -> dict[str, Any]:
     return (await anyio.to_thread.run_sync(registry.get_model, name)).to_dict()
 
 
 @router.get("/models/{name}/versions", responses=_ERRORS)
-async def list_versions(name: str, registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
+async def list_versions(name: ModelName, registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
     return [v.to_dict() for v in await anyio.to_thread.run_sync(registry.list_versions, name)]
 
 
 @router.get("/models/{name}/versions/{version}", responses=_ERRORS)
-async def get_version(name: str, version: str, registry: RegistryDep, _actor: Admin) -> dict[str, Any]:
+async def get_version(name: ModelName, version: str, registry: RegistryDep, _actor: Admin) -> dict[str, Any]:
     return (await anyio.to_thread.run_sync(registry.get_version, name, version)).to_dict()
 
 
 @router.post("/models/{name}/versions", status_code=201, responses=_ERRORS)
 async def register_version(
-    name: str,
+    name: ModelName,
     registry: RegistryDep,
     actor: Admin,
     file: Annotated[UploadFile, File(description="The artifact (skops or ONNX)")],
@@ -121,13 +121,13 @@ async def register_version(
 
 
 @router.get("/models/{name}/aliases", responses=_ERRORS)
-async def list_aliases(name: str, registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
+async def list_aliases(name: ModelName, registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
     return [a.to_dict() for a in await anyio.to_thread.run_sync(registry.list_aliases, name)]
 
 
 @router.put("/models/{name}/aliases/{alias}", responses=_ERRORS)
 async def set_alias(
-    name: str, alias: str, body: AliasUpdate, registry: RegistryDep, plane: Plane, actor: Admin
+    name: ModelName, alias: AliasName, body: AliasUpdate, registry: RegistryDep, plane: Plane, actor: Admin
 ) -> dict[str, Any]:
     info = await anyio.to_thread.run_sync(
         lambda: registry.set_alias(
@@ -140,20 +140,27 @@ async def set_alias(
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204, responses=_ERRORS)
 async def delete_alias(
-    name: str, alias: str, registry: RegistryDep, plane: Plane, actor: Admin, force: bool = False
+    name: ModelName, alias: AliasName, registry: RegistryDep, plane: Plane, actor: Admin, force: bool = False
 ) -> None:
     await anyio.to_thread.run_sync(lambda: registry.delete_alias(name, alias, actor=actor, force=force))
     await plane.on_registry_change(name)
 
 
 @router.get("/models/{name}/aliases/{alias}/history", responses=_ERRORS)
-async def alias_history(name: str, alias: str, registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
+async def alias_history(
+    name: ModelName, alias: AliasName, registry: RegistryDep, _actor: Admin
+) -> list[dict[str, Any]]:
     return [e.to_dict() for e in await anyio.to_thread.run_sync(registry.alias_history, name, alias)]
 
 
 @router.post("/models/{name}/aliases/{alias}/rollback", responses=_ERRORS)
 async def rollback_alias(
-    name: str, alias: str, registry: RegistryDep, plane: Plane, actor: Admin, body: Rollback | None = None
+    name: ModelName,
+    alias: AliasName,
+    registry: RegistryDep,
+    plane: Plane,
+    actor: Admin,
+    body: Rollback | None = None,
 ) -> dict[str, Any]:
     reason = body.reason if body is not None else ""
     info = await anyio.to_thread.run_sync(
@@ -164,13 +171,13 @@ async def rollback_alias(
 
 
 @router.get("/models/{name}/deployment", responses=_ERRORS)
-async def get_deployment(name: str, registry: RegistryDep, _actor: Admin) -> dict[str, Any]:
+async def get_deployment(name: ModelName, registry: RegistryDep, _actor: Admin) -> dict[str, Any]:
     return (await anyio.to_thread.run_sync(registry.get_deployment, name)).to_dict()
 
 
 @router.patch("/models/{name}/deployment", responses=_ERRORS)
 async def update_deployment(
-    name: str, body: DeploymentUpdate, registry: RegistryDep, plane: Plane, actor: Admin
+    name: ModelName, body: DeploymentUpdate, registry: RegistryDep, plane: Plane, actor: Admin
 ) -> dict[str, Any]:
     info = await anyio.to_thread.run_sync(
         lambda: registry.set_deployment(
@@ -187,7 +194,7 @@ async def update_deployment(
 
 @router.put("/models/{name}/canaries/{alias}", responses=_ERRORS)
 async def set_canary(
-    name: str, alias: str, body: CanaryUpdate, registry: RegistryDep, plane: Plane, actor: Admin
+    name: ModelName, alias: AliasName, body: CanaryUpdate, registry: RegistryDep, plane: Plane, actor: Admin
 ) -> dict[str, Any]:
     info = await anyio.to_thread.run_sync(
         lambda: registry.set_canary(name, alias, body.version, body.percent, actor=actor)
@@ -198,7 +205,7 @@ async def set_canary(
 
 @router.delete("/models/{name}/canaries/{alias}", responses=_ERRORS)
 async def clear_canary(
-    name: str, alias: str, registry: RegistryDep, plane: Plane, actor: Admin
+    name: ModelName, alias: AliasName, registry: RegistryDep, plane: Plane, actor: Admin
 ) -> dict[str, Any]:
     info = await anyio.to_thread.run_sync(lambda: registry.clear_canary(name, alias, actor=actor))
     await plane.on_registry_change(name)

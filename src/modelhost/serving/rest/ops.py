@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from modelhost.errors import NotFound
 from modelhost.monitoring.metrics import CONTENT_TYPE
-from modelhost.serving.deps import Admin, Plane, SettingsDep
+from modelhost.serving.deps import Admin, ModelRef, Plane, SettingsDep
 from modelhost.serving.rest.v2_protocol import ErrorResponse
 
 router = APIRouter(tags=["Operations"])
@@ -27,7 +27,7 @@ async def metrics(plane: Plane, settings: SettingsDep) -> Response:
 
 @router.get("/api/v1/drift/{model_ref}", responses=_ERRORS)
 async def drift(
-    model_ref: str,
+    model_ref: ModelRef,
     plane: Plane,
     _actor: Admin,
     version: str | None = None,

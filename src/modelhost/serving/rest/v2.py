@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from modelhost.dataplane import codec
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
 from modelhost.errors import InvalidInput, ModelNotReady
-from modelhost.serving.deps import Plane
+from modelhost.serving.deps import ModelRef, Plane
 from modelhost.serving.errors import format_validation_errors
 from modelhost.serving.responses import JSONBytes
 from modelhost.serving.rest.v2_protocol import (
@@ -190,18 +190,18 @@ async def server_metadata(plane: Plane) -> dict[str, Any]:
 
 
 @router.get("/models/{model_name}", response_model=ModelMetadataResponse, responses=_ERRORS)
-async def model_metadata(model_name: str, plane: Plane) -> dict[str, Any]:
+async def model_metadata(model_name: ModelRef, plane: Plane) -> dict[str, Any]:
     return await plane.model_metadata(model_name)
 
 
 @router.get(
     "/models/{model_name}/versions/{model_version}", response_model=ModelMetadataResponse, responses=_ERRORS
 )
-async def model_version_metadata(model_name: str, model_version: str, plane: Plane) -> dict[str, Any]:
+async def model_version_metadata(model_name: ModelRef, model_version: str, plane: Plane) -> dict[str, Any]:
     return await plane.model_metadata(model_name, model_version)
 
 
-async def _ready(plane: Plane, model_name: str, model_version: str | None) -> Response:
+async def _ready(plane: Plane, model_name: ModelRef, model_version: str | None) -> Response:
     info, ready = await plane.model_ready(model_name, model_version)
     if not ready:
         raise ModelNotReady(f"model '{model_name}' version {info.version} is not loaded")
@@ -209,19 +209,19 @@ async def _ready(plane: Plane, model_name: str, model_version: str | None) -> Re
 
 
 @router.get("/models/{model_name}/ready", responses=_ERRORS)
-async def model_ready(model_name: str, plane: Plane) -> Response:
+async def model_ready(model_name: ModelRef, plane: Plane) -> Response:
     return await _ready(plane, model_name, None)
 
 
 @router.get("/models/{model_name}/versions/{model_version}/ready", responses=_ERRORS)
-async def model_version_ready(model_name: str, model_version: str, plane: Plane) -> Response:
+async def model_version_ready(model_name: ModelRef, model_version: str, plane: Plane) -> Response:
     return await _ready(plane, model_name, model_version)
 
 
 # --- inference -------------------------------------------------------------------------------------
 
 
-async def _infer(request: Request, plane: Plane, model_name: str, model_version: str | None) -> Response:
+async def _infer(request: Request, plane: Plane, model_name: ModelRef, model_version: str | None) -> Response:
     body = await request.body()
     try:
         infer_request, all_binary, binary_outputs = decode_infer_request(
@@ -243,7 +243,7 @@ async def _infer(request: Request, plane: Plane, model_name: str, model_version:
     responses=_ERRORS,
     openapi_extra=_INFER_BODY,
 )
-async def infer(model_name: str, request: Request, plane: Plane) -> Response:
+async def infer(model_name: ModelRef, request: Request, plane: Plane) -> Response:
     return await _infer(request, plane, model_name, None)
 
 
@@ -253,7 +253,7 @@ async def infer(model_name: str, request: Request, plane: Plane) -> Response:
     responses=_ERRORS,
     openapi_extra=_INFER_BODY,
 )
-async def infer_version(model_name: str, model_version: str, request: Request, plane: Plane) -> Response:
+async def infer_version(model_name: ModelRef, model_version: str, request: Request, plane: Plane) -> Response:
     return await _infer(request, plane, model_name, model_version)
 
 
@@ -267,14 +267,14 @@ async def repository_index(request: Request, plane: Plane) -> list[dict[str, Any
 
 
 @router.post("/repository/models/{model_name}/load", responses=_ERRORS)
-async def repository_load(model_name: str, request: Request, plane: Plane) -> Response:
+async def repository_load(model_name: ModelRef, request: Request, plane: Plane) -> Response:
     await _optional_body(request, RepositoryLoadRequest)
     entry = await plane.load(model_name)
     return JSONBytes({"name": model_name, "version": str(entry.info.version), "state": str(entry.state)})
 
 
 @router.post("/repository/models/{model_name}/unload", responses=_ERRORS)
-async def repository_unload(model_name: str, request: Request, plane: Plane) -> Response:
+async def repository_unload(model_name: ModelRef, request: Request, plane: Plane) -> Response:
     await _optional_body(request, RepositoryLoadRequest)
     versions = await plane.unload(model_name)
     return JSONBytes({"name": model_name, "unloaded_versions": [str(v) for v in versions]})

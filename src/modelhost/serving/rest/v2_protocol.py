@@ -6,7 +6,7 @@ tensor is not validated element by element twice.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,10 +15,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
+                   "FP32", "FP64", "BYTES"]  # fmt: skip
+
+
 class RequestInput(_Strict):
-    name: str
-    shape: list[int]
-    datatype: str
+    name: str = Field(min_length=1)
+    shape: list[Annotated[int, Field(ge=0)]]
+    datatype: Datatype
     parameters: dict[str, Any] | None = None
     data: Any = Field(default=None, description="Row-major tensor data, flat or nested.")
 
