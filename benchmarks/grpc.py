@@ -133,7 +133,9 @@ async def bench(port: int, grpc_port: int, seconds: float, rounds: int, concurre
                 results[name] += await run_mode(call, seconds, concurrency)
                 elapsed[name] += time.perf_counter() - t0
     base = len(results["REST JSON"]) / elapsed["REST JSON"]
-    print(f"iris@production, 1 row/request, {concurrency} concurrent clients, {rounds}x{seconds:g} s per mode")
+    print(
+        f"iris@production, 1 row/request, {concurrency} concurrent clients, {rounds}x{seconds:g} s per mode"
+    )
     print(f"{'mode':<22}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs REST':>9}")
     for name, lat in results.items():
         rps = len(lat) / elapsed[name]
@@ -142,7 +144,9 @@ async def bench(port: int, grpc_port: int, seconds: float, rounds: int, concurre
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         default=None, description="URL that receives a JSON POST when a drift report finds drift."
     )
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    max_request_rows: int = Field(
+        default=100_000, ge=1, description="Most rows one inference request may carry (413 above)."
+    )
+    request_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest an inference may take before it is answered with 504."
+    )
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."
     )

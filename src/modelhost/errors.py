@@ -89,6 +89,13 @@ class ModelNotReady(ModelhostError):
     code = "model_not_ready"
 
 
+class RequestTimeout(ModelhostError):
+    """The model did not answer within the request timeout."""
+
+    status_code = 504
+    code = "timeout"
+
+
 class ArtifactIntegrityError(ModelhostError):
     """The stored artifact no longer matches its sha256 pin (tampering or corruption)."""
 

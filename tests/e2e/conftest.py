@@ -37,11 +37,13 @@ class Server:
     grpc_port: int
     home: Path
     env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
 
 
 @contextmanager
-def run_server(home: Path, **extra_env: str) -> Iterator[Server]:
-    """Run ``modelhost demo --serve`` with its own home on free ports until the block ends."""
+def run_server(home: Path, command: str = "demo", **extra_env: str) -> Iterator[Server]:
+    """Run ``modelhost demo --serve`` (or ``modelhost serve``) with its own home on free ports until the
+    block ends."""
     port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -72,7 +74,7 @@ def run_server(home: Path, **extra_env: str) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not ready in 90 s: {(home / 'server.log').read_text()}")
             time.sleep(0.2)
-        yield Server(url=url, port=port, grpc_port=grpc_port, home=home, env=env)
+        yield Server(url=url, port=port, grpc_port=grpc_port, home=home, env=env, proc=proc)
     finally:
         proc.terminate()
         try:

@@ -20,7 +20,7 @@ from modelhost.config import Settings
 from modelhost.dataplane.repository import LoadedModel, ModelRepository, ModelState
 from modelhost.dataplane.routing import Route, build_route
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, Tensor
-from modelhost.errors import InvalidInput, ModelhostError
+from modelhost.errors import InvalidInput, ModelhostError, PayloadTooLarge, RequestTimeout
 from modelhost.monitoring.drift import DriftReport, compute_drift
 from modelhost.monitoring.metrics import Metrics
 from modelhost.monitoring.predlog import PredictionLogger
@@ -331,9 +331,21 @@ class DataPlane:
     async def _infer(self, info: VersionInfo, ref: str, request: InferenceRequest) -> InferenceResponse:
         inputs = validate_inputs(info.signature, request)
         outputs = requested_outputs(info.signature, request)
+        rows = next(iter(inputs.values())).shape[0] if inputs and next(iter(inputs.values())).ndim else 1
+        if rows > self.settings.max_request_rows:
+            raise PayloadTooLarge(
+                f"the request has {rows} rows; the limit is {self.settings.max_request_rows} "
+                "(MODELHOST_MAX_REQUEST_ROWS): split it into several requests"
+            )
         entry = await self.repository.ensure(info)
+        timeout = self.settings.request_timeout_s
         try:
-            result = await self.repository.predict(entry, inputs, outputs)
+            result = await asyncio.wait_for(self.repository.predict(entry, inputs, outputs), timeout)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"model '{info.model}' version {info.version} did not answer within {timeout:g} s "
+                "(MODELHOST_REQUEST_TIMEOUT_S)"
+            ) from None
         except ModelhostError:
             raise
         except (ValueError, TypeError) as exc:
@@ -342,7 +354,6 @@ class DataPlane:
             if type(exc).__name__ in ("InvalidArgument", "Fail", "InvalidGraph"):  # onnxruntime input errors
                 raise InvalidInput(f"the model rejected the input: {exc}") from exc
             raise
-        rows = next(iter(inputs.values())).shape[0] if inputs and next(iter(inputs.values())).ndim else 1
         self.metrics.rows.labels(info.model, str(info.version)).inc(rows)
         self.predlog.maybe_log(info, request.id, inputs, result)
         tensors = []

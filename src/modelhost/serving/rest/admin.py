@@ -113,7 +113,7 @@ async def register_version(
                 metrics=_json_field("metrics", metrics),
                 params=_json_field("params", params),
                 tags=_json_field("tags", tags),
-                lineage=_json_field("lineage", lineage),
+                lineage={"source": f"upload:{filename}", **(_json_field("lineage", lineage) or {})},
                 actor=actor,
             )
         )
