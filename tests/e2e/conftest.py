@@ -4,6 +4,7 @@ on a free port with a temporary home, and talks to it over HTTP."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,8 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-ADMIN_TOKEN = "e2e-" + os.urandom(8).hex()
 
 
 def free_port() -> int:
@@ -35,6 +34,7 @@ class Server:
     port: int
     home: Path
     env: dict[str, str]
+    admin_key: str
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +45,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         **os.environ,
         "MODELHOST_HOME": str(home),
         "MODELHOST_PORT": str(port),
-        "MODELHOST_ADMIN_TOKEN": ADMIN_TOKEN,
         "MODELHOST_RESOLVE_CACHE_S": "0",
     }
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
@@ -68,7 +67,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not ready in 90 s: {(home / 'server.log').read_text()}")
             time.sleep(0.2)
-        yield Server(url=url, port=port, home=home, env=env)
+        # the first start creates an admin key and prints it once (to the terminal, here the log)
+        keys = re.findall(r"mh_live_[0-9a-f]{12}_[A-Za-z0-9_-]+", (home / "server.log").read_text())
+        assert len(keys) == 1, "the first start must print exactly one admin key"
+        yield Server(url=url, port=port, home=home, env=env, admin_key=keys[0])
     finally:
         proc.terminate()
         try:

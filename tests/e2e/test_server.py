@@ -13,7 +13,7 @@ from tritonclient.utils import InferenceServerException
 from modelhost.client import Client
 from modelhost.errors import InvalidInput, NotFound, ProtectedAlias, Unauthorized
 
-from .conftest import ADMIN_TOKEN, Server, modelhost_cmd
+from .conftest import Server, modelhost_cmd
 
 pytestmark = pytest.mark.e2e
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
@@ -77,7 +77,7 @@ def test_tritonclient_repository_extension(server: Server) -> None:
 
 
 def test_sdk_register_alias_and_infer(server: Server, iris_skops) -> None:  # type: ignore[no-untyped-def]
-    with Client(server.url, admin_token=ADMIN_TOKEN) as c:
+    with Client(server.url, api_key=server.admin_key) as c:
         assert c.is_ready()
         registered = c.register(
             "flowers", iris_skops, metrics={"accuracy": 0.96}, lineage={"data_hash": "d1"}
@@ -97,7 +97,7 @@ def test_sdk_register_alias_and_infer(server: Server, iris_skops) -> None:  # ty
             c.infer("flowers", {"input": ROWS[:, :2]})
         with pytest.raises(NotFound):
             c.infer("nope", ROWS)
-    with Client(server.url, admin_token="wrong") as c, pytest.raises(Unauthorized):
+    with Client(server.url, api_key="mh_live_0123456789ab_" + "x" * 43) as c, pytest.raises(Unauthorized):
         c.versions("flowers")
 
 

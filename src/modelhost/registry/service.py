@@ -25,6 +25,7 @@ from modelhost.errors import (
     ProtectedAlias,
     VersionNotFound,
 )
+from modelhost.gateway.audit import record as audit
 from modelhost.registry.db import make_engine, make_sessionmaker, migrate
 from modelhost.registry.formats import ONNX, SKOPS, detect_format
 from modelhost.registry.store import ArtifactStore
@@ -205,7 +206,11 @@ class Registry:
         if run_migrations:
             migrate(self.engine)
         self._sessions = make_sessionmaker(self.engine)
-        self.store = ArtifactStore(settings.resolved_artifact_url, settings.resolved_cache_dir)
+        from modelhost.gateway.crypto import cipher_from_settings
+
+        self.store = ArtifactStore(
+            settings.resolved_artifact_url, settings.resolved_cache_dir, cipher=cipher_from_settings(settings)
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -305,6 +310,7 @@ class Registry:
                     created_at=utcnow(),
                 )
                 s.add(row)
+                audit(s, actor, "version.register", f"model:{name}/{number}", sha256=stored.sha256)
                 try:
                     s.commit()
                 except IntegrityError:
@@ -445,6 +451,16 @@ class Registry:
                 if protect is not None:
                     row.protected = protect
             row.updated_at, row.updated_by = now, actor
+            action = "alias.rollback" if previous is not None and number < previous else "alias.set"
+            audit(
+                s,
+                actor,
+                action,
+                f"model:{name}@{alias}",
+                from_version=previous,
+                to_version=number,
+                reason=reason,
+            )
             if previous != number:
                 s.add(
                     AliasHistory(
@@ -480,6 +496,14 @@ class Registry:
                     reason=reason,
                     at=utcnow(),
                 )
+            )
+            audit(
+                s,
+                actor,
+                "alias.delete",
+                f"model:{name}@{alias}",
+                from_version=row.target.version,
+                reason=reason,
             )
             s.delete(row)
             s.commit()

@@ -145,3 +145,7 @@ def _refuse_version_changes(session: Session, _ctx: object, _instances: object) 
                     f"model versions are immutable; refused change of {', '.join(changed)} "
                     f"on version {obj.version}: register a new version instead"
                 )
+
+
+# The gateway's tables (keys, usage, audit) live in the same database and metadata.
+from modelhost.gateway import tables as _gateway_tables  # noqa: E402, F401

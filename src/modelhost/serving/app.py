@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,17 +16,23 @@ from modelhost import __version__
 from modelhost.config import Settings
 from modelhost.dataplane.plane import DataPlane
 from modelhost.dataplane.repository import ModelRepository
+from modelhost.gateway.limits import Backend
+from modelhost.gateway.service import Gateway, resolve_auth_mode
 from modelhost.registry import Registry
 from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
-from modelhost.serving.rest import admin, v2
+from modelhost.serving.ratelimit_headers import RateLimitHeaders
+from modelhost.serving.rest import admin, gateway_admin, v2
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, registry: Registry | None = None, *, limits_backend: Backend | None = None
+) -> FastAPI:
     """Build the app. The registry (and its migrations) is opened at start-up unless one is given."""
+    resolve_auth_mode(settings)  # refuse auth=none off loopback before anything starts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -32,14 +40,22 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         reg.store.remove_stale_temp()
         plane = DataPlane(reg, ModelRepository(reg, settings), settings)
         app.state.plane = plane
+        gateway = Gateway(reg, settings, limits_backend)
+        app.state.gateway = gateway
+        log.info("auth mode: %s", gateway.mode)
         if settings.load_on_start:
             for failure in await plane.load_defaults():
                 log.warning("model not loaded at start-up: %s", failure)
         plane.started = True
+        flusher = asyncio.create_task(gateway.run_flusher())
         try:
             yield
         finally:
             plane.started = False
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await gateway.close()
             await plane.repository.unload_all()
             if registry is None:
                 reg.close()
@@ -53,8 +69,10 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(v2.router)
     app.include_router(admin.router)
+    app.include_router(gateway_admin.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
