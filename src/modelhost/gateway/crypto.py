@@ -85,8 +85,14 @@ def is_encrypted(path: str | Path) -> bool:
         return f.read(len(MAGIC)) == MAGIC
 
 
-def _read(path: str | Path) -> tuple[Header, bytes]:
-    data = Path(path).read_bytes()
+def _read(path: str | Path, header_only: bool = False) -> tuple[Header, bytes]:
+    if header_only:
+        with open(path, "rb") as f:
+            data = f.read(len(MAGIC) + 4)
+            if len(data) == len(MAGIC) + 4:
+                data += f.read(struct.unpack(">I", data[len(MAGIC) :])[0])
+    else:
+        data = Path(path).read_bytes()
     if not data.startswith(MAGIC):
         raise EncryptionError(f"{path} is not an encrypted modelhost artifact")
     try:
@@ -150,6 +156,13 @@ class ArtifactCipher:
             raise EncryptionError(
                 f"the data key of {path} does not unwrap: wrong key or tampered header"
             ) from None
+
+    def check(self, path: str | Path) -> str:
+        """Unwrap the file's data key (header only, cheap): proves this process holds a key that
+        opens it, before a previously decrypted copy is reused. Returns the pinned sha256."""
+        header, _ = _read(path, header_only=True)
+        self._dek(header, path)
+        return header.sha256
 
     def decrypt_file(self, src: str | Path, dst: str | Path) -> str:
         """Decrypt ``src`` into ``dst`` (mode 0600); returns the plaintext's pinned sha256."""

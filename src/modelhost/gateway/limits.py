@@ -316,8 +316,10 @@ class Limiter:
         headers = self._headers(checks, values, resets)
         if failed >= 0:
             c = checks[failed]
-            retry = 1 if c.window == "concurrent" else max(1, math.ceil(resets[failed]))
-            headers["Retry-After"] = str(retry) if math.isfinite(resets[failed]) else "86400"
+            if c.window == "concurrent":
+                headers["Retry-After"] = "1"
+            elif math.isfinite(resets[failed]):
+                headers["Retry-After"] = str(max(1, math.ceil(resets[failed])))
             if c.window in ("minute", "concurrent"):
                 raise RateLimited(
                     f"rate limit reached for key {key_id}: {c.label} = {c.limit} {c.kind}; "
@@ -327,7 +329,7 @@ class Limiter:
             spent = f"{c.limit / MICRO:g}" if c.kind == "cost" else str(c.limit)
             raise QuotaExceeded(
                 f"quota exhausted for key {key_id}: {c.label} = {spent} "
-                + ("(no reset)" if c.window == "total" else f"(resets in {headers['Retry-After']} s)"),
+                + (f"(resets in {headers['Retry-After']} s)" if "Retry-After" in headers else "(no reset)"),
                 headers,
             )
         return Admission(keys, [c.kind for c in checks], want, headers)

@@ -123,7 +123,8 @@ class ArtifactStore:
         os.chmod(plain_dir, 0o700)
         name = uri.rsplit("/", 1)[-1].removesuffix(".enc")
         plain = plain_dir / sha256 / name
-        if plain.exists() and sha256_file(plain) == sha256:
+        # the decrypted copy is reused only by a process that holds a key opening the artifact
+        if self.cipher.check(sealed) == sha256 and plain.exists() and sha256_file(plain) == sha256:
             return plain
         plain.parent.mkdir(exist_ok=True, mode=0o700)
         tmp = plain.with_name(f".{uuid.uuid4().hex}.part")
