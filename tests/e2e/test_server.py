@@ -127,3 +127,24 @@ def test_server_survives_garbage(server: Server) -> None:
         assert r.status_code == 400, r.text
         assert "error" in r.json()
     assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+
+
+def test_api_keys_with_the_sdk_and_tritonclient_headers(server: Server) -> None:
+    with Client(server.url, api_key=server.admin_key) as admin:
+        created = admin.create_key("triton", ["infer:digits"], limits={"rpm": 100})
+        assert created["key"].startswith("mh_live_") and "key" not in admin.list_keys()[0]
+        c = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+        headers = {"Authorization": f"Bearer {created['key']}"}
+        res = c.infer("digits", [_digits_input()], headers=headers)
+        assert res.as_numpy("predict").shape == (1,)
+        inp = triton.InferInput("input", list(ROWS.shape), "FP64")
+        inp.set_data_from_numpy(ROWS)
+        with pytest.raises(InferenceServerException, match="may not use model 'iris'"):
+            c.infer("iris", [inp], headers={"X-API-Key": created["key"]})
+        admin.revoke_key(created["key_id"])
+        with pytest.raises(InferenceServerException, match="revoked"):
+            c.infer("digits", [_digits_input()], headers=headers)
+        c.close()
+        assert any(e["action"] == "key.revoke" for e in admin.audit(target=f"key:{created['key_id']}"))
+        usage = admin.usage(key_id=created["key_id"], model="digits")
+        assert usage and usage[0]["requests"] == 1
