@@ -25,7 +25,6 @@ from modelhost.errors import (
     ProtectedAlias,
     VersionNotFound,
 )
-from modelhost.gateway.audit import record as audit
 from modelhost.registry.db import make_engine, make_sessionmaker, migrate
 from modelhost.registry.formats import ONNX, SKOPS, detect_format
 from modelhost.registry.store import ArtifactStore
@@ -134,6 +133,13 @@ class AliasEvent:
             "reason": self.reason,
             "at": self.at.isoformat(),
         }
+
+
+def audit(s: Session, actor: str, action: str, target: str, **details: Any) -> None:
+    """Audit entry in the same transaction as the change (imported late: gateway imports registry)."""
+    from modelhost.gateway.audit import record
+
+    record(s, actor, action, target, **details)
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:
