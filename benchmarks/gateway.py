@@ -63,7 +63,16 @@ def serve(mode: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-async def _load(url: str, headers: dict[str, str], seconds: float, concurrency: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), robust to other load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(
+    url: str, headers: dict[str, str], seconds: float, concurrency: int, pid: int
+) -> tuple[float, float]:
+    """(requests per second, server CPU milliseconds per request)."""
     done = 0
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
         for _ in range(20):  # warm-up
@@ -79,9 +88,9 @@ async def _load(url: str, headers: dict[str, str], seconds: float, concurrency: 
                     raise RuntimeError(f"{r.status_code}: {r.text}")
                 done += 1
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds(pid)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return done / (time.perf_counter() - start)
+        return done / (time.perf_counter() - start), (_cpu_seconds(pid) - cpu) * 1000 / done
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -99,7 +108,9 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -135,28 +146,36 @@ def main() -> None:
         for url, proc in servers.values():
             _wait_ready(url, proc)
         results: dict[str, list[float]] = {m: [] for m in modes}
+        cpu_ms: dict[str, list[float]] = {m: [] for m in modes}
         for _ in range(args.rounds):
             for mode in modes:
-                url, _ = servers[mode]
+                url, proc = servers[mode]
                 headers = {} if mode == "off" else {"Authorization": f"Bearer {raw}"}
-                results[mode].append(asyncio.run(_load(url, headers, args.seconds, args.concurrency)))
+                rps, ms = asyncio.run(_load(url, headers, args.seconds, args.concurrency, proc.pid))
+                results[mode].append(rps)
+                cpu_ms[mode].append(ms)
     finally:
         for _, proc in servers.values():
             proc.terminate()
             proc.wait(timeout=15)
 
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
         platform.processor(),
     )
     print(f"machine: {os.cpu_count()} CPUs, {cpu}; python {platform.python_version()}")
     print(f"iris infer, {args.concurrency} in flight, {args.rounds} rounds x {args.seconds:g} s, median rps")
     base = statistics.median(results["off"])
-    print(f"{'config':8} {'rps':>9} {'vs off':>8}   rounds")
+    base_cpu = statistics.median(cpu_ms["off"])
+    print(f"{'config':8} {'rps':>9} {'vs off':>8} {'cpu ms/req':>11} {'vs off':>8}   rps per round")
     for mode in modes:
-        med = statistics.median(results[mode])
+        med, cpu = statistics.median(results[mode]), statistics.median(cpu_ms[mode])
         rounds = " ".join(f"{r:.0f}" for r in results[mode])
-        print(f"{mode:8} {med:9.0f} {med / base:8.3f}   {rounds}")
+        print(f"{mode:8} {med:9.0f} {med / base:8.3f} {cpu:11.3f} {cpu / base_cpu:8.3f}   {rounds}")
 
 
 if __name__ == "__main__":

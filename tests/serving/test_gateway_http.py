@@ -184,3 +184,19 @@ def test_admin_key_lifecycle_usage_and_audit(public: tuple[TestClient, KeyServic
     rollback = next(e for e in events if e["action"] == "alias.rollback")
     assert rollback["details"]["from_version"] == 3 and rollback["details"]["to_version"] == 1
     assert c.get("/api/v1/audit", params={"target": "model:iris@"}).json()[0]["action"] == "alias.delete"
+
+
+def test_load_and_unload_are_audited(public: tuple[TestClient, KeyService]) -> None:
+    c, keys = public
+    _, loader = keys.create("ops", ["models:load"])
+    h = {"Authorization": f"Bearer {loader}"}
+    assert c.post("/v2/repository/models/iris/unload", headers=h).status_code == 200
+    assert c.post("/v2/repository/models/iris/load", headers=h).status_code == 200
+    _, admin = keys.create("adm", ["admin"])
+    events = c.get(
+        "/api/v1/audit", params={"target": "model:iris"}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert [(e["action"], e["actor"]) for e in events.json()[:2]] == [
+        ("model.load", f"key:{keys.key_id_of(loader)}(ops)"),
+        ("model.unload", f"key:{keys.key_id_of(loader)}(ops)"),
+    ]

@@ -282,12 +282,18 @@ class Limiter:
     def __init__(self, backend: Backend, *, fail_open: bool = False) -> None:
         self.backend = backend
         self.fail_open = fail_open
+        # (key id, model) -> counters; a key's limits never change (rotation makes a new key id)
+        self._checks: dict[tuple[str, str], list[Limit]] = {}
 
     async def admit(
         self, key_id: str, limits: dict[str, Any], model: str, *, tokens: int = 0, cost_micro: int = 0
     ) -> Admission:
         """Reserve one request, ``tokens`` and ``cost_micro`` against every limit; 429 if any is full."""
-        checks = limits_for(key_id, limits, model)
+        checks = self._checks.get((key_id, model))
+        if checks is None:
+            if len(self._checks) > 10_000:
+                self._checks.clear()
+            checks = self._checks[(key_id, model)] = limits_for(key_id, limits, model)
         if not checks:
             return Admission()
         now = self.backend.now()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from modelhost.dataplane import codec
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
 from modelhost.errors import InvalidInput, ModelNotReady
-from modelhost.serving.deps import CurrentKey, Loader, Metered, Plane, Reader
+from modelhost.serving.deps import CurrentKey, GatewayDep, Loader, Metered, Plane, Reader
 from modelhost.serving.errors import format_validation_errors
 from modelhost.serving.responses import JSONBytes
 from modelhost.serving.rest.v2_protocol import (
@@ -269,14 +270,26 @@ async def repository_index(request: Request, plane: Plane, _key: Reader) -> list
 
 
 @router.post("/repository/models/{model_name}/load", responses=_ERRORS)
-async def repository_load(model_name: str, request: Request, plane: Plane, _key: Loader) -> Response:
+async def repository_load(
+    model_name: str, request: Request, plane: Plane, key: Loader, gateway: GatewayDep
+) -> Response:
     await _optional_body(request, RepositoryLoadRequest)
     entry = await plane.load(model_name)
+    await anyio.to_thread.run_sync(
+        lambda: gateway.audit.record(
+            key.actor, "model.load", f"model:{model_name}", version=entry.info.version
+        )
+    )
     return JSONBytes({"name": model_name, "version": str(entry.info.version), "state": str(entry.state)})
 
 
 @router.post("/repository/models/{model_name}/unload", responses=_ERRORS)
-async def repository_unload(model_name: str, request: Request, plane: Plane, _key: Loader) -> Response:
+async def repository_unload(
+    model_name: str, request: Request, plane: Plane, key: Loader, gateway: GatewayDep
+) -> Response:
     await _optional_body(request, RepositoryLoadRequest)
     versions = await plane.unload(model_name)
+    await anyio.to_thread.run_sync(
+        lambda: gateway.audit.record(key.actor, "model.unload", f"model:{model_name}", versions=versions)
+    )
     return JSONBytes({"name": model_name, "unloaded_versions": [str(v) for v in versions]})
