@@ -200,3 +200,17 @@ def test_load_and_unload_are_audited(public: tuple[TestClient, KeyService]) -> N
         ("model.load", f"key:{keys.key_id_of(loader)}(ops)"),
         ("model.unload", f"key:{keys.key_id_of(loader)}(ops)"),
     ]
+
+
+def test_redis_down_fails_closed_with_503(settings: Settings, iris_registry: Registry) -> None:
+    from modelhost.gateway.limits import RedisBackend
+
+    app = create_app(settings, registry=iris_registry, limits_backend=RedisBackend("redis://127.0.0.1:1/0"))
+    keys = KeyService(iris_registry.session, settings)
+    _, limited = keys.create("svc", ["infer"], limits={"rpm": 100})
+    with TestClient(app) as c:
+        r = c.post("/v2/models/iris/infer", json=ROW, headers={"Authorization": f"Bearer {limited}"})
+        assert r.status_code == 503 and "unreachable" in r.json()["error"]
+        assert "MODELHOST_LIMITS_FAIL_OPEN" in r.json()["error"]
+        # keys without limits and anonymous local calls never touch the limits backend
+        assert c.post("/v2/models/iris/infer", json=ROW).status_code == 200
