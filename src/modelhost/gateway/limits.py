@@ -307,10 +307,11 @@ class Limiter:
             want.append(amounts[c.kind])
             caps.append(c.limit)
             if amounts[c.kind] > c.limit and c.kind in ("tokens", "cost"):
+                # it could never be admitted, whatever the wait: a client mistake, not a 429
+                scale = MICRO if c.kind == "cost" else 1
                 raise InvalidInput(
-                    f"this request needs up to {amounts[c.kind] if c.kind == 'tokens' else amounts[c.kind] / MICRO} "
-                    f"{c.kind}, more than the key's whole {c.label} limit of "
-                    f"{c.limit if c.kind == 'tokens' else c.limit / MICRO}: lower max_tokens"
+                    f"this request may use up to {amounts[c.kind] / scale:g} {c.kind}, more than the "
+                    f"key's whole {c.label} limit of {c.limit / scale:g}: lower max_tokens"
                 )
         try:
             failed, values = await self.backend.reserve(keys, want, caps, ttls)
