@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 # Optional dependency groups from pyproject.toml that the demo and the tests need.
-EXTRAS ?= dev,grpc
+EXTRAS ?= dev,grpc,gateway
 
 .PHONY: demo test lint install serve clean
 
@@ -26,6 +26,9 @@ demo: $(STAMP)
 
 ## test: lint (ruff), types (mypy) and the test suite (pytest, including the e2e tier)
 test: $(STAMP)
+	@# the gateway's Redis tests start a real redis-server; without it they are skipped (with the reason)
+	@command -v redis-server >/dev/null || apt-get install -y -q redis-server >/dev/null 2>&1 \
+		|| echo "redis-server unavailable (apt-get install -y redis-server as root): Redis tests will be skipped"
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

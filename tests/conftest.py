@@ -73,3 +73,11 @@ def iris_registry(registry: Registry, iris_skops: Path) -> Registry:
 def client(settings: Settings, iris_registry: Registry) -> Iterator[TestClient]:
     with TestClient(create_app(settings, registry=iris_registry)) as c:
         yield c
+
+
+def make_admin_key(registry: Registry, settings: Settings) -> str:
+    """A fresh admin API key (the secret, shown once) for tests that call the admin API."""
+    from modelhost.gateway.keys import KeyService
+
+    _, token = KeyService(registry.session, settings).create("test-admin", ["admin"])
+    return str(token)

@@ -19,7 +19,8 @@ from modelhost.errors import InvalidInput, UnsafeArtifact
 from modelhost.registry import Registry
 from modelhost.serving.app import create_app
 
-TOKEN = "sec-token"
+from .conftest import make_admin_key
+
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
 
@@ -35,8 +36,10 @@ class Exploit:
 
 @pytest.fixture
 def admin(settings: Settings, iris_registry: Registry) -> Iterator[TestClient]:
-    app = create_app(settings.model_copy(update={"admin_token": TOKEN}), registry=iris_registry)
-    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+    token = make_admin_key(iris_registry, settings)
+    app = create_app(settings, registry=iris_registry)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
+        c.admin_token = token  # type: ignore[attr-defined]
         yield c
 
 
@@ -103,7 +106,7 @@ def test_admin_token_never_appears_in_logs(admin: TestClient, caplog: pytest.Log
     caplog.set_level("DEBUG")
     admin.get("/api/v1/models")
     admin.get("/api/v1/models", headers={"Authorization": "Bearer wrong-secret-value"})
-    assert TOKEN not in caplog.text and "wrong-secret-value" not in caplog.text
+    assert admin.admin_token not in caplog.text and "wrong-secret-value" not in caplog.text  # type: ignore[attr-defined]
 
 
 def test_row_limit_and_request_timeout(settings: Settings, iris_registry: Registry) -> None:

@@ -27,6 +27,7 @@ from modelhost.errors import (
     ModelNotReady,
     NotFound,
     PayloadTooLarge,
+    QuotaExceeded,
     RateLimited,
     Unauthorized,
 )
@@ -72,8 +73,15 @@ def _raise_for(resp: httpx.Response) -> None:
         message = err.get("message") if isinstance(err, dict) else err
     except (ValueError, AttributeError):
         message = None
+    text = str(message or f"HTTP {resp.status_code}: {resp.text[:200]}")
+    if resp.status_code == 429:
+        # keeps Retry-After and x-ratelimit-* so callers can back off
+        cls429 = QuotaExceeded if "quota" in text else RateLimited
+        raise cls429(
+            text, {k: v for k, v in resp.headers.items() if k.startswith(("retry-after", "x-ratelimit"))}
+        )
     cls = _BY_STATUS.get(resp.status_code, ModelhostError)
-    raise cls(str(message or f"HTTP {resp.status_code}: {resp.text[:200]}"))
+    raise cls(text)
 
 
 class Client:
@@ -81,11 +89,16 @@ class Client:
         self,
         url: str = "http://127.0.0.1:8000",
         *,
+        api_key: str | None = None,
         admin_token: str | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        """``api_key``: an ``mh_live_...`` key sent as ``Authorization: Bearer``; needed unless the
+        server runs without auth (loopback), and an admin key for the registry and key methods.
+        ``admin_token`` is the former name of the same argument."""
+        key = api_key or admin_token
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(
             base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
         )
@@ -278,3 +291,66 @@ class Client:
 
     def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/api/v1/models/{quote(name)}/aliases/{quote(alias)}/history"))
+
+    # --- gateway (admin key) --------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        owner: str = "",
+        expires_at: str | None = None,
+        limits: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create an API key; the answer's ``key`` is the only time the secret is shown."""
+        body = {
+            "name": name,
+            "scopes": list(scopes),
+            "owner": owner,
+            "expires_at": expires_at,
+            "limits": limits or {},
+        }
+        return dict(self._call("POST", "/api/v1/keys", json=body))
+
+    def list_keys(self, include_revoked: bool = True) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/v1/keys", params={"include_revoked": include_revoked}))
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/api/v1/keys/{quote(key_id)}/revoke"))
+
+    def rotate_key(self, key_id: str) -> dict[str, Any]:
+        """A new key (in ``key``) with the same name, scopes and limits; the old one is revoked."""
+        return dict(self._call("POST", f"/api/v1/keys/{quote(key_id)}/rotate"))
+
+    def usage(
+        self,
+        *,
+        key_id: str | None = None,
+        model: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Usage rows per key, model, version and day (days as YYYY-MM-DD)."""
+        params = {
+            k: v for k, v in {"key_id": key_id, "model": model, "since": since, "until": until}.items() if v
+        }
+        return list(self._call("GET", "/api/v1/usage", params=params))
+
+    def usage_csv(self, **filters: str) -> str:
+        resp = self._http.get("/api/v1/usage", params={**filters, "format": "csv"})
+        _raise_for(resp)
+        return resp.text
+
+    def audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Audit entries, newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        params.update({k: v for k, v in {"actor": actor, "action": action, "target": target}.items() if v})
+        return list(self._call("GET", "/api/v1/audit", params=params))

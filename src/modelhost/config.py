@@ -56,10 +56,71 @@ class Settings(BaseSettings):
         default="text", description="Log lines as text or one JSON object per line (with request ids)."
     )
     access_log: bool = Field(default=False, description="Write one log record per HTTP request.")
-    admin_token: str | None = Field(
+
+    auth: Literal["auto", "keys", "none"] = Field(
+        default="auto",
+        description="Who may call the server: `keys` requires an API key on every protected route; "
+        "`none` lets anonymous clients infer and read models (refused unless the server binds to loopback); "
+        "`auto` is `none` on loopback and `keys` otherwise. The admin API always needs an admin key.",
+    )
+    key_secret: str | None = Field(
         default=None,
-        description="Bearer token for the admin REST API (/api/v1: register, aliases). Unset: the admin "
-        "API is disabled; the CLI still works on the machine. There is no default secret.",
+        description="Server secret for the HMAC-SHA256 of API keys; default: a random secret generated "
+        "once in `$MODELHOST_HOME/gateway.secret` (mode 0600). Share it between replicas.",
+    )
+    key_cache_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds a verified API key is cached in the server; revocations made through this "
+        "server apply at once, those made by other processes (CLI, replicas) within this time.",
+    )
+    rate_limit_backend: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="Where rate-limit, quota and budget counters live: `memory` (one server process) or "
+        "`redis` (shared by every replica; needs MODELHOST_REDIS_URL).",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL for the `redis` rate-limit backend (redis://host:6379/0)."
+    )
+    limits_fail_open: bool = Field(
+        default=False,
+        description="When the rate-limit backend is unreachable: false answers 503 (fail closed), "
+        "true admits the request without limits and logs a warning.",
+    )
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Prices for cost metering and budgets, by `model` or `model/version`: JSON like "
+        '`{"iris": {"request": 0.001}, "llm/2": {"input_1k": 0.1, "output_1k": 0.2}}`.',
+    )
+    usage_flush_s: float = Field(
+        default=5.0, gt=0, description="Seconds between writes of aggregated usage counters to the database."
+    )
+    encryption_key: str | None = Field(
+        default=None,
+        description="Base64 of a 32-byte key: new artifacts are stored encrypted (AES-256-GCM, one data "
+        "key per artifact wrapped with this key). Unset: artifacts are stored in clear.",
+    )
+    encryption_key_file: Path | None = Field(
+        default=None,
+        description="File holding encryption keys, one base64 key per line: the first encrypts, all "
+        "decrypt (rotation). Used when MODELHOST_ENCRYPTION_KEY is unset.",
+    )
+    encryption_old_keys: list[str] = Field(
+        default_factory=list,
+        description="Earlier base64 encryption keys, still accepted for decryption during key rotation.",
+    )
+    redact_logs: bool = Field(
+        default=True,
+        description="Redact e-mail addresses, phone numbers, card numbers, API keys and the "
+        "MODELHOST_REDACT_PATTERNS from every log line the server writes.",
+    )
+    redact_patterns: list[str] = Field(
+        default_factory=list,
+        description="Extra regular expressions whose matches are redacted from logs (e.g. customer ids).",
+    )
+    log_payloads: bool = Field(
+        default=False,
+        description="Log inference request payloads at debug level (redacted when MODELHOST_REDACT_LOGS).",
     )
     load_on_start: bool = Field(
         default=True,

@@ -75,13 +75,34 @@ class Forbidden(ModelhostError):
 
 
 class RateLimited(ModelhostError):
+    """Too many requests or tokens for a window; ``headers`` carry Retry-After and x-ratelimit-*."""
+
     status_code = 429
     code = "rate_limited"
 
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers = headers or {}
 
-class QuotaExceeded(ModelhostError):
-    status_code = 429
+
+class QuotaExceeded(RateLimited):
+    """A daily/monthly request or token quota, or a cost budget, is spent."""
+
     code = "quota_exceeded"
+
+
+class GatewayUnavailable(ModelhostError):
+    """The rate-limit backend (Redis) cannot be reached and the gateway fails closed."""
+
+    status_code = 503
+    code = "gateway_unavailable"
+
+
+class EncryptionError(ModelhostError):
+    """An encrypted artifact cannot be decrypted: no key configured, wrong key, or tampered data."""
+
+    status_code = 500
+    code = "encryption_error"
 
 
 class ModelNotReady(ModelhostError):

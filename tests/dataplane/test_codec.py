@@ -39,6 +39,8 @@ def test_values_are_never_silently_converted(datatype: str, data: list, match: s
         ("2", [1, 2], "list of integers"),
         ([1.5], [1], "list of integers"),
         ([2, 2], [[1, 2], [3]], "not a regular array"),
+        ([3136166391, 234382, 0], [], "out of bounds"),
+        ([1] * 40, [1], "out of bounds"),
     ],
 )
 def test_shape_errors(shape, data, match) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ on free HTTP and gRPC ports with a temporary home, and talks to it over both."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,8 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-ADMIN_TOKEN = "e2e-" + os.urandom(8).hex()
 
 
 def free_port() -> int:
@@ -37,6 +36,7 @@ class Server:
     grpc_port: int
     home: Path
     env: dict[str, str]
+    admin_key: str = ""
     proc: subprocess.Popen[bytes] | None = None
 
 
@@ -50,14 +50,12 @@ def run_server(home: Path, command: str = "demo", **extra_env: str) -> Iterator[
         "MODELHOST_HOME": str(home),
         "MODELHOST_PORT": str(port),
         "MODELHOST_GRPC_PORT": str(grpc_port),
-        "MODELHOST_ADMIN_TOKEN": ADMIN_TOKEN,
         "MODELHOST_RESOLVE_CACHE_S": "0",
         **extra_env,
     }
-    log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [*modelhost_cmd(), "demo", "--serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    args = ["demo", "--serve"] if command == "demo" else ["serve"]
+    log = open(home / "server.log", "a")  # noqa: SIM115 - closed below; appends across restarts
+    proc = subprocess.Popen([*modelhost_cmd(), *args], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     try:
@@ -74,7 +72,13 @@ def run_server(home: Path, command: str = "demo", **extra_env: str) -> Iterator[
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not ready in 90 s: {(home / 'server.log').read_text()}")
             time.sleep(0.2)
-        yield Server(url=url, port=port, grpc_port=grpc_port, home=home, env=env, proc=proc)
+        # the first start creates an admin key and prints it once (to the terminal, here the log);
+        # a restart on the same home prints none, so the log holds exactly one
+        keys = re.findall(r"mh_live_[0-9a-f]{12}_[A-Za-z0-9_-]+", (home / "server.log").read_text())
+        assert len(keys) == 1, "the first start must print exactly one admin key"
+        yield Server(
+            url=url, port=port, grpc_port=grpc_port, home=home, env=env, proc=proc, admin_key=keys[0]
+        )
     finally:
         proc.terminate()
         try:

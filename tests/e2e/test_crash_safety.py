@@ -19,10 +19,13 @@ import pytest
 from modelhost.config import Settings
 from modelhost.registry import Registry
 
-from .conftest import ADMIN_TOKEN, Server, run_server
+from .conftest import Server, run_server
 
 pytestmark = pytest.mark.e2e
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def auth(server: Server) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.admin_key}"}
 
 
 def _kill(server: Server) -> None:
@@ -53,7 +56,8 @@ def home(tmp_path: Path) -> Iterator[Path]:
 def test_kill_during_upload(home: Path, iris_skops: Path) -> None:
     with run_server(home) as server:
         before = {
-            v["version"] for v in httpx.get(f"{server.url}/api/v1/models/iris/versions", headers=AUTH).json()
+            v["version"]
+            for v in httpx.get(f"{server.url}/api/v1/models/iris/versions", headers=auth(server)).json()
         }
         payload = iris_skops.read_bytes()
         assert len(payload) > 256 * 40  # the upload below takes over 0.8 s; the kill comes at 0.3 s
@@ -71,7 +75,7 @@ def test_kill_during_upload(home: Path, iris_skops: Path) -> None:
         def upload() -> None:
             with contextlib.suppress(httpx.HTTPError):  # the server dies under it
                 httpx.post(f"{server.url}/api/v1/models/iris/versions", content=slow_body(), timeout=30,
-                           headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
+                           headers={**auth(server), "Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
 
         t = threading.Thread(target=upload)
         t.start()
@@ -91,13 +95,13 @@ def test_kill_during_upload(home: Path, iris_skops: Path) -> None:
 def test_kill_during_promotions(home: Path) -> None:
     moves = 0
     with run_server(home, MODELHOST_PREDICTION_LOG_RATE="0") as server:
-        httpx.put(f"{server.url}/api/v1/models/iris/aliases/production", headers=AUTH,
+        httpx.put(f"{server.url}/api/v1/models/iris/aliases/production", headers=auth(server),
                   json={"version": 1, "protect": False, "force": True}).raise_for_status()  # fmt: skip
         stop = threading.Event()
 
         def promote() -> None:
             nonlocal moves
-            with httpx.Client(base_url=server.url, headers=AUTH, timeout=10) as c:
+            with httpx.Client(base_url=server.url, headers=auth(server), timeout=10) as c:
                 while not stop.is_set():
                     try:
                         c.put("/api/v1/models/iris/aliases/production", json={"version": 1 + moves % 2})

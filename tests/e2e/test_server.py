@@ -13,7 +13,7 @@ from tritonclient.utils import InferenceServerException
 from modelhost.client import Client
 from modelhost.errors import InvalidInput, NotFound, ProtectedAlias, Unauthorized
 
-from .conftest import ADMIN_TOKEN, Server, modelhost_cmd
+from .conftest import Server, modelhost_cmd
 
 pytestmark = pytest.mark.e2e
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
@@ -77,7 +77,7 @@ def test_tritonclient_repository_extension(server: Server) -> None:
 
 
 def test_sdk_register_alias_and_infer(server: Server, iris_skops) -> None:  # type: ignore[no-untyped-def]
-    with Client(server.url, admin_token=ADMIN_TOKEN) as c:
+    with Client(server.url, api_key=server.admin_key) as c:
         assert c.is_ready()
         registered = c.register(
             "flowers", iris_skops, metrics={"accuracy": 0.96}, lineage={"data_hash": "d1"}
@@ -97,7 +97,7 @@ def test_sdk_register_alias_and_infer(server: Server, iris_skops) -> None:  # ty
             c.infer("flowers", {"input": ROWS[:, :2]})
         with pytest.raises(NotFound):
             c.infer("nope", ROWS)
-    with Client(server.url, admin_token="wrong") as c, pytest.raises(Unauthorized):
+    with Client(server.url, api_key="mh_live_0123456789ab_" + "x" * 43) as c, pytest.raises(Unauthorized):
         c.versions("flowers")
 
 
@@ -135,6 +135,27 @@ def test_metrics_and_status_on_the_real_server(server: Server) -> None:
     text = httpx.get(f"{server.url}/metrics").text
     assert 'modelhost_requests_total{model="iris",protocol="rest",status="200",version="1"}' in text
     out = subprocess.run([*modelhost_cmd(), "status", "--url", server.url, "--json"], capture_output=True,
-                         text=True, env=server.env, timeout=60)  # fmt: skip
+                         text=True, env={**server.env, "MODELHOST_API_KEY": server.admin_key}, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert '"model": "iris"' in out.stdout
+
+
+def test_api_keys_with_the_sdk_and_tritonclient_headers(server: Server) -> None:
+    with Client(server.url, api_key=server.admin_key) as admin:
+        created = admin.create_key("triton", ["infer:digits"], limits={"rpm": 100})
+        assert created["key"].startswith("mh_live_") and "key" not in admin.list_keys()[0]
+        c = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+        headers = {"Authorization": f"Bearer {created['key']}"}
+        res = c.infer("digits", [_digits_input()], headers=headers)
+        assert res.as_numpy("predict").shape == (1,)
+        inp = triton.InferInput("input", list(ROWS.shape), "FP64")
+        inp.set_data_from_numpy(ROWS)
+        with pytest.raises(InferenceServerException, match="may not use model 'iris'"):
+            c.infer("iris", [inp], headers={"X-API-Key": created["key"]})
+        admin.revoke_key(created["key_id"])
+        with pytest.raises(InferenceServerException, match="revoked"):
+            c.infer("digits", [_digits_input()], headers=headers)
+        c.close()
+        assert any(e["action"] == "key.revoke" for e in admin.audit(target=f"key:{created['key_id']}"))
+        usage = admin.usage(key_id=created["key_id"], model="digits")
+        assert usage and usage[0]["requests"] == 1

@@ -13,16 +13,18 @@ import pytest
 
 from modelhost.client import Client
 
-from .conftest import ADMIN_TOKEN, Server
+from .conftest import Server
 
 pytestmark = pytest.mark.e2e
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
 
 def test_swap_and_canary_under_load(server: Server, iris_skops: Path) -> None:
-    admin = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    admin = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=30
+    )
     # a model of its own so other e2e tests do not interfere: two ONNX versions of iris
-    with Client(server.url, admin_token=ADMIN_TOKEN) as sdk:
+    with Client(server.url, api_key=server.admin_key) as sdk:
         assert sdk.register("swap", iris_skops, convert_onnx=True)["version"] == 1
         assert sdk.register("swap", iris_skops, convert_onnx=True)["version"] == 2
     admin.put("/api/v1/models/swap/aliases/production", json={"version": 2}).raise_for_status()

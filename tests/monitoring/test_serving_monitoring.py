@@ -14,7 +14,8 @@ from modelhost.config import Settings
 from modelhost.registry import Registry
 from modelhost.serving.app import create_app
 
-TOKEN = "mon-token"
+from ..conftest import make_admin_key
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -36,8 +37,9 @@ def value(metrics: dict, name: str, **labels: str) -> float:  # type: ignore[typ
 @pytest.fixture
 def mon(settings: Settings, iris_registry: Registry, iris_xy) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     iris_registry.set_reference("iris", 1, iris_xy[0], predictions=iris_xy[1])
-    s = settings.model_copy(update={"admin_token": TOKEN, "prediction_log_rate": 1.0})
-    with TestClient(create_app(s, registry=iris_registry), headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+    token = make_admin_key(iris_registry, settings)
+    s = settings.model_copy(update={"prediction_log_rate": 1.0})
+    with TestClient(create_app(s, registry=iris_registry), headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
 
 

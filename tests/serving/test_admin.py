@@ -6,27 +6,40 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modelhost.config import Settings
+from modelhost.gateway.keys import KeyService
 from modelhost.registry import Registry
 from modelhost.serving.app import create_app
 
-TOKEN = "test-admin-token-123"
+
+@pytest.fixture
+def keys(settings: Settings, iris_registry: Registry) -> KeyService:
+    return KeyService(iris_registry.session, settings)
 
 
 @pytest.fixture
-def admin(settings: Settings, iris_registry: Registry) -> Iterator[TestClient]:
-    app = create_app(settings.model_copy(update={"admin_token": TOKEN}), registry=iris_registry)
-    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+def admin(settings: Settings, iris_registry: Registry, keys: KeyService) -> Iterator[TestClient]:
+    _, token = keys.create("test-admin", ["admin"])
+    app = create_app(settings, registry=iris_registry)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
 
 
-def test_admin_api_is_off_without_a_token(client: TestClient) -> None:
+def test_admin_api_needs_an_admin_key_even_without_auth(client: TestClient, keys: KeyService) -> None:
+    # auth mode "none" on loopback opens inference, never the admin API
+    r = client.get("/api/v1/models")
+    assert r.status_code == 401 and "admin key" in r.json()["error"]
     r = client.get("/api/v1/models", headers={"Authorization": "Bearer anything"})
-    assert r.status_code == 403 and "MODELHOST_ADMIN_TOKEN" in r.json()["error"]
+    assert r.status_code == 401 and "malformed" in r.json()["error"]
+    _, reader = keys.create("reader", ["models:read", "infer"])
+    r = client.get("/api/v1/models", headers={"Authorization": f"Bearer {reader}"})
+    assert r.status_code == 403 and "admin" in r.json()["error"]
 
 
-def test_admin_token_is_checked(admin: TestClient) -> None:
-    assert admin.get("/api/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+def test_admin_key_is_checked(admin: TestClient, keys: KeyService) -> None:
+    wrong = "mh_live_0123456789ab_" + "x" * 43
+    assert admin.get("/api/v1/models", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
     assert admin.get("/api/v1/models", headers={"Authorization": ""}).status_code == 401
+    assert admin.get("/api/v1/models", headers={"Authorization": "Basic abc"}).status_code == 401
     assert [m["name"] for m in admin.get("/api/v1/models").json()] == ["iris"]
 
 

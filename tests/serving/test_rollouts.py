@@ -13,7 +13,8 @@ from modelhost.config import Settings
 from modelhost.registry import Registry
 from modelhost.serving.app import create_app
 
-TOKEN = "rollout-token"
+from ..conftest import make_admin_key
+
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
 
@@ -27,8 +28,9 @@ def three_versions(registry: Registry, iris_skops: Path, regressor_skops: Path) 
 
 @pytest.fixture
 def admin(settings: Settings, three_versions: Registry) -> Iterator[TestClient]:
-    app = create_app(settings.model_copy(update={"admin_token": TOKEN}), registry=three_versions)
-    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+    token = make_admin_key(three_versions, settings)
+    app = create_app(settings, registry=three_versions)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
 
 

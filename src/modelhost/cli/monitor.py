@@ -45,9 +45,7 @@ def drift(
 
 def status(
     url: Annotated[str, typer.Option(help="Server URL.")] = "http://127.0.0.1:8000",
-    admin_token: Annotated[
-        str | None, typer.Option(envvar="MODELHOST_ADMIN_TOKEN", help="Admin token.")
-    ] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="MODELHOST_API_KEY", help="An admin API key.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """What a running server has loaded: models, versions, state, batching, workers, memory."""
@@ -57,7 +55,7 @@ def status(
     from modelhost.errors import ModelNotReady
 
     def body() -> None:
-        headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         try:
             resp = httpx.get(f"{url.rstrip('/')}/api/v1/status", headers=headers, timeout=10)
         except httpx.HTTPError as exc:

@@ -41,6 +41,10 @@ def predict(
     url: Annotated[
         str | None, typer.Option(help="Call this server instead of loading the model here.")
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="MODELHOST_API_KEY", help="API key for --url (mh_live_...).", show_default=False),
+    ] = None,
 ) -> None:
     """Run one inference, in-process by default or against a running server with --url."""
 
@@ -49,7 +53,7 @@ def predict(
         if url:
             from modelhost.client import Client
 
-            with Client(url) as client:
+            with Client(url, api_key=api_key) as client:
                 if isinstance(payload, dict):
                     print_json(client.infer_request(name, payload, version=version))
                 else:

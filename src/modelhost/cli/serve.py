@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from modelhost import __version__
-from modelhost.cli.common import err, run, settings
+from modelhost.cli.common import err, registry, run, settings
 from modelhost.errors import InvalidInput
+from modelhost.gateway.redact import install_redaction
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -37,8 +39,12 @@ def serve(
         int | None, typer.Option(help="gRPC port (default MODELHOST_GRPC_PORT or 8001; 0 disables).")
     ] = None,
     grpc: Annotated[bool, typer.Option("--grpc/--no-grpc", help="Serve OIP v2 over gRPC too.")] = True,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="TLS certificate (PEM); with --ssl-keyfile the server speaks HTTPS.")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
 ) -> None:
-    """Start the server: Open Inference Protocol v2 over HTTP and gRPC, and the admin API."""
+    """Start the server: Open Inference Protocol v2 over HTTP(S) and gRPC, OpenAI-compatible and admin APIs."""
     import uvicorn
 
     from modelhost.serving.app import create_app
@@ -55,22 +61,59 @@ def serve(
         if not grpc:
             updates["grpc_port"] = 0
         s = base.model_copy(update=updates)
+        tls = _tls_options(ssl_certfile, ssl_keyfile)
+        app = create_app(s)  # refuses MODELHOST_AUTH=none off loopback before anything else
         if s.grpc_port:
             _check_port_free(s.host, s.grpc_port)
-        grpc_note = f", gRPC on {s.host}:{s.grpc_port}" if s.grpc_port else ""
-        err.print(
-            f"modelhost {__version__} serving on http://{s.host}:{s.port}{grpc_note} "
-            f"(registry {s.resolved_database_url})",
-            highlight=False,
-        )
+        _first_start_admin_key()
         from modelhost.logs import configure_logging
 
         configure_logging(s.log_level, s.log_format)
+        install_redaction(s)
+        scheme = "https" if tls else "http"
+        grpc_note = f", gRPC on {s.host}:{s.grpc_port}" if s.grpc_port else ""
+        err.print(
+            f"modelhost {__version__} serving on {scheme}://{s.host}:{s.port}{grpc_note} "
+            f"(registry {s.resolved_database_url})",
+            highlight=False,
+        )
         uvicorn.run(
-            create_app(s), host=s.host, port=s.port, log_config=None, log_level=s.log_level, access_log=False
+            app,
+            host=s.host,
+            port=s.port,
+            log_config=None,
+            log_level=s.log_level,
+            access_log=False,
+            ssl_certfile=tls.get("ssl_certfile"),
+            ssl_keyfile=tls.get("ssl_keyfile"),
         )
 
     run(body)
+
+
+def _tls_options(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
+    if certfile is None and keyfile is None:
+        return {}
+    if certfile is None or keyfile is None:
+        raise InvalidInput("TLS needs both --ssl-certfile and --ssl-keyfile")
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if not path.is_file():
+            raise InvalidInput(f"{flag} {path} does not exist or is not a file")
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+
+
+def _first_start_admin_key() -> None:
+    """At the first start (no active admin key yet) create one and print it once, to the terminal
+    only: never to a log, which the redaction filter would mangle and others may read."""
+    from modelhost.gateway.keys import KeyService
+
+    raw = KeyService(registry().session, settings()).ensure_admin_key("first-start")
+    if raw is not None:
+        err.print(
+            "created the first admin key; it is shown only now (more: 'modelhost keys create'):",
+            highlight=False,
+        )
+        err.print(raw, highlight=False, soft_wrap=True)
 
 
 def config() -> None:

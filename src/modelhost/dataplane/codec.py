@@ -15,6 +15,8 @@ import numpy as np
 from modelhost.errors import InvalidInput
 from modelhost.runtimes.base import DATATYPE_TO_NUMPY, datatype_of
 
+MAX_RANK = 32
+MAX_ELEMENTS = 2**32  # also for zero-size shapes, whose other dimensions numpy still multiplies
 _ACCEPTED_KINDS = {"BOOL": "b", "FP16": "iuf", "FP32": "iuf", "FP64": "iuf", "BYTES": "U"}
 _KIND_NAMES = {
     "b": "booleans",
@@ -32,6 +34,10 @@ def _check_shape(name: str, shape: Any) -> tuple[int, ...]:
         raise InvalidInput(f"input '{name}': shape must be a list of integers, got {shape!r}")
     if any(d < 0 for d in shape):
         raise InvalidInput(f"input '{name}': shape {list(shape)} has a negative dimension")
+    if len(shape) > MAX_RANK or math.prod(d for d in shape if d) > MAX_ELEMENTS:
+        raise InvalidInput(
+            f"input '{name}': shape {list(shape)} is out of bounds (at most {MAX_RANK} dimensions and {MAX_ELEMENTS} elements)"
+        )
     return tuple(shape)
 
 

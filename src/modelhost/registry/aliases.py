@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from modelhost.errors import AliasNotFound, ProtectedAlias, VersionNotFound
-from modelhost.registry.core import RegistryCore
+from modelhost.registry.core import RegistryCore, audit
 from modelhost.registry.records import AliasEvent, AliasInfo, check_alias_name, parse_version
 from modelhost.registry.tables import Alias, AliasHistory, ModelVersion, utcnow
 
@@ -69,6 +69,16 @@ class AliasesMixin(RegistryCore):
                 if protect is not None:
                     row.protected = protect
             row.updated_at, row.updated_by = now, actor
+            action = "alias.rollback" if kind == "rollback" else "alias.set"
+            audit(
+                s,
+                actor,
+                action,
+                f"model:{name}@{alias}",
+                from_version=previous,
+                to_version=number,
+                reason=reason,
+            )
             if previous != number:
                 s.add(
                     AliasHistory(
@@ -106,6 +116,14 @@ class AliasesMixin(RegistryCore):
                     at=utcnow(),
                     kind="delete",
                 )
+            )
+            audit(
+                s,
+                actor,
+                "alias.delete",
+                f"model:{name}@{alias}",
+                from_version=row.target.version,
+                reason=reason,
             )
             s.delete(row)
             s.commit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -10,6 +12,13 @@ from modelhost.errors import ModelNotFound
 from modelhost.registry.db import make_engine, make_sessionmaker, migrate
 from modelhost.registry.store import ArtifactStore
 from modelhost.registry.tables import Alias, Model, ModelVersion
+
+
+def audit(s: Session, actor: str, action: str, target: str, **details: Any) -> None:
+    """Audit entry in the same transaction as the change (imported late: gateway imports registry)."""
+    from modelhost.gateway.audit import record
+
+    record(s, actor, action, target, **details)
 
 
 class RegistryCore:
@@ -21,7 +30,11 @@ class RegistryCore:
         if run_migrations:
             migrate(self.engine)
         self._sessions = make_sessionmaker(self.engine)
-        self.store = ArtifactStore(settings.resolved_artifact_url, settings.resolved_cache_dir)
+        from modelhost.gateway.crypto import cipher_from_settings
+
+        self.store = ArtifactStore(
+            settings.resolved_artifact_url, settings.resolved_cache_dir, cipher=cipher_from_settings(settings)
+        )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from modelhost import __version__
 from modelhost.errors import InvalidInput, VersionNotFound
 from modelhost.registry.aliases import AliasesMixin
+from modelhost.registry.core import audit
 from modelhost.registry.deployments import DeploymentsMixin
 from modelhost.registry.formats import ONNX, SKOPS, detect_format
 from modelhost.registry.monitoring import MonitoringMixin
@@ -108,6 +109,7 @@ class Registry(AliasesMixin, DeploymentsMixin, MonitoringMixin):
                     created_at=utcnow(),
                 )
                 s.add(row)
+                audit(s, actor, "version.register", f"model:{name}/{number}", sha256=stored.sha256)
                 try:
                     s.commit()
                 except IntegrityError:

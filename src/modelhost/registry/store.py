@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from modelhost.errors import ArtifactIntegrityError, NotFound
+from modelhost.errors import ArtifactIntegrityError, EncryptionError, NotFound
+
+if TYPE_CHECKING:
+    from modelhost.gateway.crypto import ArtifactCipher
 
 _CHUNK = 1024 * 1024
 
@@ -39,7 +44,8 @@ class StoredArtifact:
 class ArtifactStore:
     """Stores immutable artifact files under ``<root>/objects/<sha[:2]>/<sha>/<filename>``."""
 
-    def __init__(self, url: str, cache_dir: Path) -> None:
+    def __init__(self, url: str, cache_dir: Path, cipher: ArtifactCipher | None = None) -> None:
+        self.cipher = cipher  # set: new artifacts are stored encrypted (gateway/crypto.py)
         self.fs, root = fsspec.core.url_to_fs(url)
         self.root = root.rstrip("/")
         self.is_local = isinstance(self.fs, LocalFileSystem)
@@ -54,12 +60,23 @@ class ArtifactStore:
         local_path = Path(local_path)
         sha = sha256_file(local_path)
         size = local_path.stat().st_size
-        final = self._object_path(sha, local_path.name)
-        if self.fs.exists(final) and self.fs.size(final) == size:
-            return StoredArtifact(uri=final, sha256=sha, size_bytes=size)
+        if self.cipher is not None:
+            final = self._object_path(sha, local_path.name + ".enc")
+            if self.fs.exists(final):
+                return StoredArtifact(uri=final, sha256=sha, size_bytes=size)
+        else:
+            final = self._object_path(sha, local_path.name)
+            if self.fs.exists(final) and self.fs.size(final) == size:
+                return StoredArtifact(uri=final, sha256=sha, size_bytes=size)
         tmp = f"{self.root}/tmp/{uuid.uuid4().hex}-{local_path.name}"
         self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
-        self.fs.put_file(str(local_path), tmp)
+        if self.cipher is not None:
+            with tempfile.TemporaryDirectory(prefix="modelhost-enc-") as work:
+                sealed = Path(work) / "sealed"
+                self.cipher.encrypt_file(local_path, sealed, sha)
+                self.fs.put_file(str(sealed), tmp)
+        else:
+            self.fs.put_file(str(local_path), tmp)
         if self.is_local:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -80,6 +97,10 @@ class ArtifactStore:
                 tmp = local.with_name(f".{uuid.uuid4().hex}.part")
                 self.fs.get_file(uri, str(tmp))
                 os.replace(tmp, local)
+        from modelhost.gateway.crypto import is_encrypted
+
+        if is_encrypted(local):
+            local = self._decrypted(uri, local, sha256)
         actual = sha256_file(local)
         if actual != sha256:
             if not self.is_local:
@@ -89,6 +110,30 @@ class ArtifactStore:
                 "it was modified or corrupted after registration and will not be loaded"
             )
         return local
+
+    def _decrypted(self, uri: str, sealed: Path, sha256: str) -> Path:
+        """A decrypted copy in the private cache (0700 directory, 0600 file) for runtimes to load."""
+        if self.cipher is None:
+            raise EncryptionError(
+                f"artifact {uri} is encrypted at rest and this process has no encryption key: "
+                "set MODELHOST_ENCRYPTION_KEY (or MODELHOST_ENCRYPTION_KEY_FILE)"
+            )
+        plain_dir = self.cache_dir / "decrypted"
+        plain_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(plain_dir, 0o700)
+        name = uri.rsplit("/", 1)[-1].removesuffix(".enc")
+        plain = plain_dir / sha256 / name
+        # the decrypted copy is reused only by a process that holds a key opening the artifact
+        if self.cipher.check(sealed) == sha256 and plain.exists() and sha256_file(plain) == sha256:
+            return plain
+        plain.parent.mkdir(exist_ok=True, mode=0o700)
+        tmp = plain.with_name(f".{uuid.uuid4().hex}.part")
+        pinned = self.cipher.decrypt_file(sealed, tmp)
+        if pinned != sha256:
+            tmp.unlink(missing_ok=True)
+            raise ArtifactIntegrityError(f"encrypted artifact {uri} belongs to sha256 {pinned}, not {sha256}")
+        os.replace(tmp, plain)
+        return plain
 
     def remove_stale_temp(self, older_than_s: float = 3600.0) -> int:
         """Delete temporary files left by interrupted writes (older than ``older_than_s``, so a write

@@ -196,3 +196,7 @@ class PredictionLog(Base):
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     outputs: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+# The gateway's tables (keys, usage, audit) live in the same database and metadata.
+from modelhost.gateway import tables as _gateway_tables  # noqa: E402, F401

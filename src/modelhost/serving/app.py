@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,20 +16,26 @@ from modelhost import __version__
 from modelhost.config import Settings
 from modelhost.dataplane.plane import DataPlane
 from modelhost.dataplane.repository import ModelRepository
+from modelhost.gateway.limits import Backend
+from modelhost.gateway.service import Gateway, resolve_auth_mode
 from modelhost.logs import RequestIdMiddleware
 from modelhost.monitoring.metrics import Metrics
 from modelhost.registry import Registry
 from modelhost.serving import grpc as grpc_service
 from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
-from modelhost.serving.rest import admin, ops, v2
+from modelhost.serving.ratelimit_headers import RateLimitHeaders
+from modelhost.serving.rest import admin, gateway_admin, ops, v2
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, registry: Registry | None = None, *, limits_backend: Backend | None = None
+) -> FastAPI:
     """Build the app. The registry (and its migrations) is opened at start-up unless one is given."""
+    resolve_auth_mode(settings)  # refuse auth=none off loopback before anything starts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,17 +43,25 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
         reg.store.remove_stale_temp()
         plane = DataPlane(reg, ModelRepository(reg, settings, Metrics()), settings)
         app.state.plane = plane
+        gateway = Gateway(reg, settings, limits_backend)
+        app.state.gateway = gateway
+        log.info("auth mode: %s", gateway.mode)
         if settings.load_on_start:
             for failure in await plane.load_defaults():
                 log.warning("model not loaded at start-up: %s", failure)
         grpc_server = await grpc_service.start_if_enabled(plane, settings)
         plane.started = True
+        flusher = asyncio.create_task(gateway.run_flusher())
         try:
             yield
         finally:
             plane.started = False
             if grpc_server is not None:
                 await grpc_server.stop()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await gateway.close()
             await plane.close()
             if registry is None:
                 reg.close()
@@ -59,9 +75,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
     app.include_router(v2.router)
     app.include_router(admin.router)
+    app.include_router(gateway_admin.router)
     app.include_router(ops.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,8 +1,16 @@
-"""Named FastAPI dependencies; routes declare what they need instead of reaching into app.state."""
+"""Named FastAPI dependencies; routes declare what they need instead of reaching into app.state.
+
+Auth and metering, for any protocol (OIP v2 here, OpenAI /v1 routes likewise, one line each):
+
+- ``key: CurrentKey`` — the caller's verified API key (401 if missing/invalid where keys are required);
+- ``actor: Admin`` — an admin key, as the actor name recorded in the registry and audit log (403 otherwise);
+- ``usage: Metered`` — for routes with ``{model_name}`` in the path: scope check (403), rate limits and
+  quotas (429 with Retry-After and x-ratelimit-*), usage metering; settles when the request ends.
+"""
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -10,7 +18,12 @@ from fastapi import Depends, Path, Request
 from modelhost.config import Settings
 from modelhost.dataplane.plane import DataPlane
 from modelhost.errors import Forbidden, Unauthorized
+from modelhost.gateway.keys import ApiKey
+from modelhost.gateway.service import Gateway, Reservation
 from modelhost.registry import Registry
+
+# The scope key the RateLimitHeaders middleware reads, so headers reach responses routes build.
+RATELIMIT_SCOPE_KEY = "modelhost.ratelimit_headers"
 
 
 def get_plane(request: Request) -> DataPlane:
@@ -28,24 +41,80 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def require_admin(request: Request) -> str:
-    """Check the admin bearer token; returns the actor name recorded in the registry."""
-    token = request.app.state.settings.admin_token
-    if not token:
-        raise Forbidden("the admin API is disabled: set MODELHOST_ADMIN_TOKEN on the server to enable it")
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise Unauthorized("missing admin credentials: send 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise Unauthorized("invalid admin token")
-    return "admin"
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def presented_key(request: Request) -> str | None:
+    """The API key from ``Authorization: Bearer <key>``, else ``X-API-Key`` or ``api-key``."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("unsupported Authorization header: send 'Authorization: Bearer mh_live_...'")
+        return value.strip()
+    return request.headers.get("x-api-key") or request.headers.get("api-key") or None
+
+
+async def authenticate(request: Request) -> ApiKey:
+    """The caller's key: verified (401 if malformed, unknown, revoked or expired), or the anonymous
+    caller when the server runs in auth mode ``none`` and no key was sent."""
+    gateway: Gateway = request.app.state.gateway
+    return await gateway.authenticate(presented_key(request))
+
+
+CurrentKey = Annotated[ApiKey, Depends(authenticate)]
+
+
+def require_admin(key: CurrentKey) -> str:
+    """An admin key is required (even in auth mode ``none``); returns the actor name."""
+    if key.key_id == "anonymous":
+        raise Unauthorized(
+            "the admin API needs an admin key: send 'Authorization: Bearer mh_live_...' "
+            "(the first admin key is printed by 'modelhost init' or at the server's first start)"
+        )
+    if not key.is_admin:
+        raise Forbidden(f"API key {key.key_id} has no admin scope")
+    return key.actor
+
+
+def require_reader(request: Request, key: CurrentKey) -> ApiKey:
+    """Model metadata and listings: scope models:read, or infer on the model in the path."""
+    key.require_read(request.path_params.get("model_name"))
+    return key
+
+
+def require_loader(key: CurrentKey) -> ApiKey:
+    key.require_load()
+    return key
+
+
+async def meter_model(request: Request, key: CurrentKey) -> AsyncIterator[Reservation]:
+    """Scope check, admission (limits and quotas) and usage metering for ``{model_name}`` routes."""
+    model = request.path_params["model_name"]
+    key.require_infer(model)
+    gateway: Gateway = request.app.state.gateway
+    usage = await gateway.admit(key, model, request.path_params.get("model_version", ""))
+    if usage.headers:
+        request.scope[RATELIMIT_SCOPE_KEY] = usage.headers
+    try:
+        yield usage
+    except BaseException:
+        usage.error = True
+        raise
+    finally:
+        await usage.settle()
 
 
 Plane = Annotated[DataPlane, Depends(get_plane)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 Admin = Annotated[str, Depends(require_admin)]
+Reader = Annotated[ApiKey, Depends(require_reader)]
+Loader = Annotated[ApiKey, Depends(require_loader)]
+Metered = Annotated[Reservation, Depends(meter_model)]
 
 
 # Path parameters, validated before any lookup (a malformed one is a 400, an unknown one a 404).

@@ -28,7 +28,12 @@ _OPENAI_TYPES = {
 
 
 def error_response(
-    request: Request, status: int, message: str, code: str | None = None, param: str | None = None
+    request: Request,
+    status: int,
+    message: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONBytes:
     if request.url.path.startswith("/v1/"):
         body = {
@@ -39,8 +44,8 @@ def error_response(
                 "code": code,
             }
         }
-        return JSONBytes(body, status_code=status)
-    return JSONBytes({"error": message}, status_code=status)
+        return JSONBytes(body, status_code=status, headers=headers)
+    return JSONBytes({"error": message}, status_code=status, headers=headers)
 
 
 def format_validation_errors(errors: list[Any]) -> str:
@@ -55,7 +60,9 @@ def format_validation_errors(errors: list[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelhostError)
     async def _modelhost_error(request: Request, exc: ModelhostError) -> JSONBytes:
-        return error_response(request, exc.status_code, exc.message, exc.code)
+        # RateLimited carries Retry-After and x-ratelimit-* headers
+        headers = getattr(exc, "headers", None)
+        return error_response(request, exc.status_code, exc.message, exc.code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONBytes:

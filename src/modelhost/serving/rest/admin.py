@@ -1,4 +1,4 @@
-"""Admin REST API (/api/v1): registry reads and writes over HTTP, behind the admin bearer token.
+"""Admin REST API (/api/v1): registry reads and writes over HTTP, behind an admin API key.
 
 Registering uploads the artifact as multipart form data; the server runs the same safety checks
 as the CLI (safe format, trusted types, sha256 pin).

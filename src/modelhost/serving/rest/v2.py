@@ -3,8 +3,10 @@ extensions. Everything here is translation; the work happens in the DataPlane.""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -13,7 +15,7 @@ from pydantic import ValidationError
 from modelhost.dataplane import codec
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
 from modelhost.errors import InvalidInput, ModelNotReady
-from modelhost.serving.deps import ModelRef, Plane
+from modelhost.serving.deps import CurrentKey, GatewayDep, Loader, Metered, ModelRef, Plane, Reader
 from modelhost.serving.errors import format_validation_errors
 from modelhost.serving.responses import JSONBytes
 from modelhost.serving.rest.v2_protocol import (
@@ -27,6 +29,7 @@ from modelhost.serving.rest.v2_protocol import (
     ServerMetadataResponse,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
 HEADER_LENGTH = "inference-header-content-length"
 # Canary splits are sticky per routing key; every answer names the version that produced it.
@@ -34,6 +37,8 @@ ROUTING_KEY_HEADER = "x-modelhost-routing-key"
 VERSION_HEADER = "x-modelhost-model-version"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad request"},
+    401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
+    403: {"model": ErrorResponse, "description": "The key's scopes do not allow this"},
     404: {"model": ErrorResponse, "description": "Unknown model or version"},
     503: {"model": ErrorResponse, "description": "Not ready"},
 }
@@ -185,19 +190,21 @@ async def server_ready(plane: Plane) -> Response:
 
 
 @router.get("", response_model=ServerMetadataResponse)
-async def server_metadata(plane: Plane) -> dict[str, Any]:
+async def server_metadata(plane: Plane, _key: CurrentKey) -> dict[str, Any]:
     return plane.server_metadata()
 
 
 @router.get("/models/{model_name}", response_model=ModelMetadataResponse, responses=_ERRORS)
-async def model_metadata(model_name: ModelRef, plane: Plane) -> dict[str, Any]:
+async def model_metadata(model_name: ModelRef, plane: Plane, _key: Reader) -> dict[str, Any]:
     return await plane.model_metadata(model_name)
 
 
 @router.get(
     "/models/{model_name}/versions/{model_version}", response_model=ModelMetadataResponse, responses=_ERRORS
 )
-async def model_version_metadata(model_name: ModelRef, model_version: str, plane: Plane) -> dict[str, Any]:
+async def model_version_metadata(
+    model_name: ModelRef, model_version: str, plane: Plane, _key: Reader
+) -> dict[str, Any]:
     return await plane.model_metadata(model_name, model_version)
 
 
@@ -209,19 +216,23 @@ async def _ready(plane: Plane, model_name: ModelRef, model_version: str | None) 
 
 
 @router.get("/models/{model_name}/ready", responses=_ERRORS)
-async def model_ready(model_name: ModelRef, plane: Plane) -> Response:
+async def model_ready(model_name: ModelRef, plane: Plane, _key: Reader) -> Response:
     return await _ready(plane, model_name, None)
 
 
 @router.get("/models/{model_name}/versions/{model_version}/ready", responses=_ERRORS)
-async def model_version_ready(model_name: ModelRef, model_version: str, plane: Plane) -> Response:
+async def model_version_ready(
+    model_name: ModelRef, model_version: str, plane: Plane, _key: Reader
+) -> Response:
     return await _ready(plane, model_name, model_version)
 
 
 # --- inference -------------------------------------------------------------------------------------
 
 
-async def _infer(request: Request, plane: Plane, model_name: ModelRef, model_version: str | None) -> Response:
+async def _infer(
+    request: Request, plane: Plane, usage: Metered, model_name: str, model_version: str | None
+) -> Response:
     body = await request.body()
     try:
         infer_request, all_binary, binary_outputs = decode_infer_request(
@@ -230,8 +241,12 @@ async def _infer(request: Request, plane: Plane, model_name: ModelRef, model_ver
     except InvalidInput:
         plane.count_rejected(model_name, model_version, "rest", 400)
         raise
+    if request.app.state.settings.log_payloads:
+        log.debug("infer %s: %s", model_name, body[:4096].decode("utf-8", "replace"))
     routing_key = request.headers.get(ROUTING_KEY_HEADER)
     resp = await plane.infer(model_name, model_version, infer_request, routing_key=routing_key)
+    usage.version = resp.model_version
+    usage.rows = max((t.shape[0] for t in infer_request.inputs if t.shape), default=0)
     response = encode_infer_response(resp, all_binary, binary_outputs)
     response.headers[VERSION_HEADER] = resp.model_version
     return response
@@ -243,8 +258,8 @@ async def _infer(request: Request, plane: Plane, model_name: ModelRef, model_ver
     responses=_ERRORS,
     openapi_extra=_INFER_BODY,
 )
-async def infer(model_name: ModelRef, request: Request, plane: Plane) -> Response:
-    return await _infer(request, plane, model_name, None)
+async def infer(model_name: ModelRef, request: Request, plane: Plane, usage: Metered) -> Response:
+    return await _infer(request, plane, usage, model_name, None)
 
 
 @router.post(
@@ -253,28 +268,42 @@ async def infer(model_name: ModelRef, request: Request, plane: Plane) -> Respons
     responses=_ERRORS,
     openapi_extra=_INFER_BODY,
 )
-async def infer_version(model_name: ModelRef, model_version: str, request: Request, plane: Plane) -> Response:
-    return await _infer(request, plane, model_name, model_version)
+async def infer_version(
+    model_name: ModelRef, model_version: str, request: Request, plane: Plane, usage: Metered
+) -> Response:
+    return await _infer(request, plane, usage, model_name, model_version)
 
 
 # --- model repository extension -----------------------------------------------------------------
 
 
 @router.post("/repository/index", response_model=list[RepositoryIndexEntry], responses=_ERRORS)
-async def repository_index(request: Request, plane: Plane) -> list[dict[str, Any]]:
+async def repository_index(request: Request, plane: Plane, _key: Reader) -> list[dict[str, Any]]:
     body = await _optional_body(request, RepositoryIndexRequest)
     return await plane.repository_index(ready_only=bool(body.ready))
 
 
 @router.post("/repository/models/{model_name}/load", responses=_ERRORS)
-async def repository_load(model_name: ModelRef, request: Request, plane: Plane) -> Response:
+async def repository_load(
+    model_name: ModelRef, request: Request, plane: Plane, key: Loader, gateway: GatewayDep
+) -> Response:
     await _optional_body(request, RepositoryLoadRequest)
     entry = await plane.load(model_name)
+    await anyio.to_thread.run_sync(
+        lambda: gateway.audit.record(
+            key.actor, "model.load", f"model:{model_name}", version=entry.info.version
+        )
+    )
     return JSONBytes({"name": model_name, "version": str(entry.info.version), "state": str(entry.state)})
 
 
 @router.post("/repository/models/{model_name}/unload", responses=_ERRORS)
-async def repository_unload(model_name: ModelRef, request: Request, plane: Plane) -> Response:
+async def repository_unload(
+    model_name: ModelRef, request: Request, plane: Plane, key: Loader, gateway: GatewayDep
+) -> Response:
     await _optional_body(request, RepositoryLoadRequest)
     versions = await plane.unload(model_name)
+    await anyio.to_thread.run_sync(
+        lambda: gateway.audit.record(key.actor, "model.unload", f"model:{model_name}", versions=versions)
+    )
     return JSONBytes({"name": model_name, "unloaded_versions": [str(v) for v in versions]})

@@ -1,7 +1,7 @@
 """Deployments (batching, workers, canary splits) and the kind of each alias history event.
 
 Revision ID: 0003_deployments
-Revises: 0001
+Revises: 0002_gateway
 Create Date: 2026-11-25
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_deployments"
-down_revision = "0001"
+down_revision = "0002_gateway"
 branch_labels = None
 depends_on = None
 
