@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from modelhost.config import Settings
 from modelhost.dataplane.plane import DataPlane
@@ -57,7 +58,17 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or request.headers.get("api-key") or None
 
 
-async def authenticate(request: Request) -> ApiKey:
+# Declared only so the OpenAPI spec (and /docs' "Authorize" button) shows both ways to send a key;
+# the headers are parsed by presented_key, which also refuses unsupported schemes with a 401.
+_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer mh_live_...")
+_X_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: mh_live_...")
+
+
+async def authenticate(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)] = None,
+    _x_api_key: Annotated[str | None, Depends(_X_API_KEY)] = None,
+) -> ApiKey:
     """The caller's key: verified (401 if malformed, unknown, revoked or expired), or the anonymous
     caller when the server runs in auth mode ``none`` and no key was sent."""
     gateway: Gateway = request.app.state.gateway
