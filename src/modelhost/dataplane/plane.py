@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
@@ -15,10 +15,17 @@ from modelhost.dataplane.types import InferenceRequest, InferenceResponse, Tenso
 from modelhost.errors import InvalidInput, ModelhostError, ModelNotReady
 from modelhost.registry import Registry, VersionInfo
 from modelhost.registry.service import parse_model_ref
-from modelhost.runtimes.base import Signature, datatype_of
+from modelhost.runtimes.base import Runtime, Signature, datatype_of
+
+R = TypeVar("R", bound=Runtime)
 
 EXTENSIONS = ["model_repository", "binary_tensor_data"]
-PLATFORMS = {"sklearn": "sklearn_skops", "onnx": "onnxruntime_onnx"}
+PLATFORMS = {
+    "sklearn": "sklearn_skops",
+    "onnx": "onnxruntime_onnx",
+    "llm": "transformers_llm",
+    "embeddings": "sentence_transformers",
+}
 
 
 def _shape_fits(expected: tuple[int, ...], got: tuple[int, ...]) -> bool:
@@ -179,6 +186,21 @@ class DataPlane:
             except ModelhostError as exc:
                 failed.append(f"{m.name}: {exc.message}")
         return failed
+
+    # --- LLM and embeddings (the OpenAI-compatible routes) --------------------------------------------
+
+    async def runtime_of(self, ref: str, runtime_type: type[R]) -> tuple[VersionInfo, R]:
+        """The loaded runtime serving ``ref``; InvalidInput when it is not of ``runtime_type``."""
+        info = await self.resolve(ref)
+        if info.runtime != runtime_type.name:
+            raise InvalidInput(
+                f"model '{ref}' is a {info.runtime} model; this endpoint serves {runtime_type.name} models"
+            )
+        entry = await self.repository.ensure(info)
+        runtime = entry.runtime
+        if not isinstance(runtime, runtime_type):
+            raise ModelNotReady(f"model '{info.model}' version {info.version} was unloaded")
+        return info, runtime
 
     # --- inference ----------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from modelhost.registry import Registry
 from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
 from modelhost.serving.rest import admin, v2
+from modelhost.serving.rest.openai import routes as openai_routes
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app = FastAPI(
         title="modelhost",
         version=__version__,
-        description="Model registry and serving: Open Inference Protocol v2 and a registry admin API.",
+        description="Model registry and serving: Open Inference Protocol v2, an OpenAI-compatible API (/v1) "
+        "and a registry admin API.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -55,6 +57,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(v2.router)
     app.include_router(admin.router)
+    app.include_router(openai_routes.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -45,3 +45,4 @@ def require_admin(request: Request) -> str:
 Plane = Annotated[DataPlane, Depends(get_plane)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 Admin = Annotated[str, Depends(require_admin)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
