@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,13 +48,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "MODELHOST_PORT": str(port),
         "MODELHOST_ADMIN_TOKEN": ADMIN_TOKEN,
         "MODELHOST_RESOLVE_CACHE_S": "0",
+        # The demo's GGUF is converted once per sha256; sharing that cache between runs is safe.
+        "MODELHOST_CACHE_DIR": str(Path(tempfile.gettempdir()) / "modelhost-test-cache"),
     }
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [*modelhost_cmd(), "demo", "--serve"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # the demo also registers and loads SmolLM2 and MiniLM
     try:
         while True:
             if proc.poll() is not None:
@@ -66,7 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready in 90 s: {(home / 'server.log').read_text()}")
+                raise RuntimeError(f"server not ready in 300 s: {(home / 'server.log').read_text()}")
             time.sleep(0.2)
         yield Server(url=url, port=port, home=home, env=env)
     finally:

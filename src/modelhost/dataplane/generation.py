@@ -50,6 +50,20 @@ def _find_stop(text: str, stops: Sequence[str], start: int) -> int:
     return found
 
 
+class Stream:
+    """A queued generation: iterate it for chunks; ``cancel`` drops it even if never iterated."""
+
+    def __init__(self, seq: ScheduledSequence, chunks: AsyncIterator[Chunk]) -> None:
+        self._seq = seq
+        self._chunks = chunks
+
+    def __aiter__(self) -> AsyncIterator[Chunk]:
+        return self._chunks
+
+    def cancel(self) -> None:
+        self._seq.cancel()
+
+
 def stream(
     runtime: LLMRuntime,
     prompt_ids: list[int],
@@ -57,7 +71,7 @@ def stream(
     max_tokens: int,
     stop: Sequence[str] = (),
     ignore_eos: bool = False,
-) -> AsyncIterator[Chunk]:
+) -> Stream:
     """Queue a generation now (so overload and context errors raise here, before any response is
     started) and return its chunks; the last one carries ``finish_reason`` ('stop' or 'length')."""
     loop = asyncio.get_running_loop()
@@ -68,7 +82,7 @@ def stream(
 
     eos = frozenset() if ignore_eos else frozenset(runtime.eos_ids)
     seq = runtime.scheduler.submit(GenerationRequest(prompt_ids, params, max_tokens, eos), emit)
-    return _chunks(runtime, seq, queue, eos, stop)
+    return Stream(seq, _chunks(runtime, seq, queue, eos, stop))
 
 
 async def _chunks(

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from modelhost.config import Settings
-from modelhost.dataplane.generation import Chunk, TokenInfo, stream
+from modelhost.dataplane.generation import Chunk, Stream, TokenInfo, stream
 from modelhost.dataplane.sampling import SamplingParams
 from modelhost.errors import InvalidInput, ModelhostError
 from modelhost.runtimes.llm import LLMRuntime
@@ -85,7 +85,7 @@ def completion_prompts(req: CompletionRequest, runtime: LLMRuntime) -> list[list
 class Choices:
     """Starts every choice's generation up front (errors before any byte is sent), then merges them."""
 
-    def __init__(self, streams: list[AsyncIterator[Chunk]]) -> None:
+    def __init__(self, streams: list[Stream]) -> None:
         self.streams = streams
 
     @classmethod
@@ -99,14 +99,14 @@ class Choices:
         stop: list[str],
         ignore_eos: bool,
     ) -> Choices:
-        streams: list[AsyncIterator[Chunk]] = []
+        streams: list[Stream] = []
         try:
             for p, ids in enumerate(prompts):
                 for i in range(n):
                     streams.append(stream(runtime, ids, params(p * n + i), max_tokens(ids), stop, ignore_eos))
         except BaseException:
-            for s in streams:
-                _close_soon(s)
+            for s in streams:  # a later choice was refused (queue full): drop the earlier ones
+                s.cancel()
             raise
         return cls(streams)
 
@@ -114,7 +114,7 @@ class Choices:
         """(choice index, chunk) in arrival order; closing this closes every choice's generation."""
         queue: asyncio.Queue[tuple[int, Chunk | BaseException | None]] = asyncio.Queue()
 
-        async def pump(index: int, source: AsyncIterator[Chunk]) -> None:
+        async def pump(index: int, source: Stream) -> None:
             try:
                 async for chunk in source:
                     await queue.put((index, chunk))
@@ -137,6 +137,8 @@ class Choices:
         finally:
             for task in tasks:
                 task.cancel()
+            for source in self.streams:
+                source.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def collect(self) -> list[Chunk]:
@@ -151,12 +153,6 @@ class Choices:
             Chunk("".join(t), tk, c.finish_reason, c.completion_tokens)
             for t, tk, c in zip(texts, tokens, last, strict=True)
         ]
-
-
-def _close_soon(source: AsyncIterator[Chunk]) -> None:
-    aclose = getattr(source, "aclose", None)
-    if aclose is not None:
-        asyncio.get_running_loop().create_task(aclose())
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
