@@ -37,6 +37,9 @@ class Chunk:
 
 
 class GenerationFailed(ModelhostError):
+    """The engine ended a sequence early: the model is being unloaded, or its forward failed."""
+
+    status_code = 503
     code = "generation_failed"
 
 
