@@ -34,7 +34,7 @@ def tiny_model() -> LlamaForCausalLM:
 
 @pytest.fixture
 def scheduler(tiny_model: LlamaForCausalLM) -> Iterator[Scheduler]:
-    s = Scheduler(HFStepper(tiny_model), context_length=128, max_seqs=3, max_queue=4)
+    s = Scheduler(HFStepper(tiny_model), context_length=128, max_seqs=3, max_queue=16)
     yield s
     s.close()
 
@@ -189,3 +189,31 @@ def test_close_aborts_waiting_requests(tiny_model: LlamaForCausalLM) -> None:
     s.submit(GenerationRequest([1], GREEDY, 120), c)
     s.close()
     assert c.wait().finish in ("abort", "length")
+
+
+def test_prompts_prefilled_together_match_sequential_greedy(tiny_model: LlamaForCausalLM) -> None:
+    gate = threading.Event()
+
+    class GatedStepper(HFStepper):
+        def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            gate.wait(10)
+            return super().__call__(*args, **kwargs)
+
+    s = Scheduler(GatedStepper(tiny_model), context_length=128, max_seqs=8, prefill_budget=64)
+    try:
+        prompts = [[1, 2, 3, 4, 5, 6, 7, 8, 9], [4], [20, 21, 22], [30, 31, 32, 33, 34, 35]]
+        first = Collector()
+        s.submit(GenerationRequest([50, 51], GREEDY, 6), first)  # holds the engine at the gate
+        time.sleep(0.05)
+        collectors = []
+        for p in prompts:  # these queue up and join in one padded prefill
+            c = Collector()
+            s.submit(GenerationRequest(p, GREEDY, 6), c)
+            collectors.append(c)
+        gate.set()
+        assert first.wait().tokens == reference(tiny_model, [50, 51], 6)
+        for p, c in zip(prompts, collectors, strict=True):
+            assert c.wait().tokens == reference(tiny_model, p, 6)
+    finally:
+        gate.set()
+        s.close()

@@ -213,28 +213,37 @@ class Scheduler:
 
     def _admit(self) -> None:
         budget = self.prefill_budget
-        while len(self._running) < self.max_seqs:
-            with self._cond:
-                if not self._waiting:
-                    return
+        group: list[Sequence] = []
+        with self._cond:
+            while self._waiting and len(self._running) + len(group) < self.max_seqs:
                 seq = self._waiting[0]
                 if seq.cancelled:
                     self._waiting.popleft()
                     continue
                 # The first prefill of a step always runs so a long prompt cannot starve.
-                if budget < len(seq.request.prompt_ids) and budget != self.prefill_budget:
-                    return
+                if group and budget < len(seq.request.prompt_ids):
+                    break
                 self._waiting.popleft()
-            budget -= len(seq.request.prompt_ids)
-            self._prefill(seq)
+                budget -= len(seq.request.prompt_ids)
+                group.append(seq)
+        if group:
+            self._prefill(group)
 
-    def _prefill(self, seq: Sequence) -> None:
-        ids = torch.tensor([seq.request.prompt_ids], dtype=torch.long)
-        n = ids.shape[1]
-        logits, layers = self.stepper(ids, torch.ones_like(ids), torch.arange(n)[None, :], [])
-        self._kv.append_rows(BatchKV(layers=layers, pad=[0]))
-        self._running.append(seq)
-        self._sample_and_emit([seq], logits)
+    def _prefill(self, group: list[Sequence]) -> None:
+        """Prefill the joining sequences in one forward, left-padded to the longest prompt."""
+        lengths = [len(s.request.prompt_ids) for s in group]
+        longest = max(lengths)
+        ids = torch.zeros((len(group), longest), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        positions = torch.zeros_like(ids)
+        for row, (seq, n) in enumerate(zip(group, lengths, strict=True)):
+            ids[row, longest - n :] = torch.tensor(seq.request.prompt_ids)
+            mask[row, longest - n :] = 1
+            positions[row, longest - n :] = torch.arange(n)
+        logits, layers = self.stepper(ids, mask, positions, [])
+        self._kv.append_rows(BatchKV(layers=layers, pad=[longest - n for n in lengths]))
+        self._running.extend(group)
+        self._sample_and_emit(group, logits)
         self._drop_done()
 
     def _decode(self) -> None:
