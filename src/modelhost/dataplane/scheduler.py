@@ -82,10 +82,12 @@ class HFStepper:
     def __call__(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None,
         position_ids: torch.Tensor,
         layers: list[LayerKV],
     ) -> tuple[torch.Tensor, list[LayerKV]]:
+        """Forward ``input_ids`` after the cached ``layers``; a None mask means no padding anywhere
+        (transformers then takes its plain causal path, which is cheaper)."""
         kwargs: dict[str, Any] = {}
         if self._keep:
             kwargs[self._keep] = 1
@@ -240,7 +242,7 @@ class Scheduler:
             ids[row, longest - n :] = torch.tensor(seq.request.prompt_ids)
             mask[row, longest - n :] = 1
             positions[row, longest - n :] = torch.arange(n)
-        logits, layers = self.stepper(ids, mask, positions, [])
+        logits, layers = self.stepper(ids, mask if longest != min(lengths) else None, positions, [])
         self._kv.append_rows(BatchKV(layers=layers, pad=[longest - n for n in lengths]))
         self._running.extend(group)
         self._sample_and_emit(group, logits)
@@ -249,7 +251,9 @@ class Scheduler:
     def _decode(self) -> None:
         seqs = self._running
         last = torch.tensor([[s.generated[-1]] for s in seqs], dtype=torch.long)
-        mask = torch.cat([self._kv.attention_mask(), torch.ones((len(seqs), 1), dtype=torch.long)], dim=1)
+        mask = None
+        if any(self._kv.pad):
+            mask = torch.cat([self._kv.attention_mask(), torch.ones((len(seqs), 1), dtype=torch.long)], dim=1)
         positions = torch.tensor([[n] for n in self._kv.real_lengths()], dtype=torch.long)
         logits, layers = self.stepper(last, mask, positions, self._kv.layers)
         self._kv.layers = layers
