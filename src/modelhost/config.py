@@ -196,6 +196,25 @@ class Settings(BaseSettings):
         description="Extra fully-qualified types an operator trusts in skops artifacts, beyond "
         "numpy/scipy/scikit-learn.",
     )
+    llm_max_seqs: int = Field(
+        default=16, ge=1, description="Sequences an LLM decodes together (continuous batching), per model."
+    )
+    llm_max_queue: int = Field(
+        default=64,
+        ge=0,
+        description="LLM requests waiting for a batch slot before new ones get 429, per model.",
+    )
+    llm_prefill_budget: int = Field(
+        default=512,
+        ge=1,
+        description="Prompt tokens an LLM prefills between two decode steps (long prompts never stall streams).",
+    )
+    llm_max_context: int = Field(
+        default=4096, ge=16, description="Cap on an LLM's context window (prompt + completion tokens)."
+    )
+    max_n: int = Field(
+        default=8, ge=1, description="Largest `n` (choices per request) on /v1 completion routes."
+    )
 
     @property
     def resolved_database_url(self) -> str:

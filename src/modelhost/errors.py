@@ -9,9 +9,11 @@ class ModelhostError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The request field at fault, where one is (OpenAI's error shape reports it as "param").
+        self.param = param
 
 
 class InvalidInput(ModelhostError):
@@ -23,6 +25,12 @@ class UnsafeArtifact(InvalidInput):
     """An artifact in an unsafe format (pickle, joblib) or with untrusted types."""
 
     code = "unsafe_artifact"
+
+
+class ContextLengthExceeded(InvalidInput):
+    """Prompt plus requested completion tokens do not fit the model's context window."""
+
+    code = "context_length_exceeded"
 
 
 class UnsupportedFormat(InvalidInput):
@@ -103,6 +111,12 @@ class EncryptionError(ModelhostError):
 
     status_code = 500
     code = "encryption_error"
+
+
+class Overloaded(RateLimited):
+    """A model's request queue is full (LLM scheduler); the client should retry later."""
+
+    code = "overloaded"
 
 
 class ModelNotReady(ModelhostError):

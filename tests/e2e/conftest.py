@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,13 +52,15 @@ def run_server(home: Path, command: str = "demo", **extra_env: str) -> Iterator[
         "MODELHOST_PORT": str(port),
         "MODELHOST_GRPC_PORT": str(grpc_port),
         "MODELHOST_RESOLVE_CACHE_S": "0",
+        # The demo's GGUF is converted once per sha256; sharing that cache between runs is safe.
+        "MODELHOST_CACHE_DIR": str(Path(tempfile.gettempdir()) / "modelhost-test-cache"),
         **extra_env,
     }
     args = ["demo", "--serve"] if command == "demo" else ["serve"]
     log = open(home / "server.log", "a")  # noqa: SIM115 - closed below; appends across restarts
     proc = subprocess.Popen([*modelhost_cmd(), *args], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # the demo also registers and loads SmolLM2 and MiniLM
     try:
         while True:
             if proc.poll() is not None:
@@ -70,7 +73,7 @@ def run_server(home: Path, command: str = "demo", **extra_env: str) -> Iterator[
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready in 90 s: {(home / 'server.log').read_text()}")
+                raise RuntimeError(f"server not ready in 300 s: {(home / 'server.log').read_text()}")
             time.sleep(0.2)
         # the first start creates an admin key and prints it once (to the terminal, here the log);
         # a restart on the same home prints none, so the log holds exactly one

@@ -61,7 +61,8 @@ def test_onnx_runtime_agrees_with_sklearn(tmp_path: Path, iris_model, iris_xy) -
 def test_runtime_lookup_errors() -> None:
     assert runtime_for_format("skops") is SklearnRuntime
     assert runtime_by_name("onnx") is OnnxRuntime
+    assert runtime_for_format("gguf").name == "llm"
     with pytest.raises(UnsupportedFormat, match="no runtime"):
-        runtime_for_format("gguf")
+        runtime_for_format("keras")
     with pytest.raises(UnsupportedFormat, match="unknown runtime"):
         runtime_by_name("tensorflow")

@@ -17,19 +17,28 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Start the server afterwards.")
     ] = False,
 ) -> None:
-    """Train iris and digits classifiers, register them with alias 'production', print curl examples."""
-    from modelhost.demo import curl_examples, register_demo_models
+    """Train iris and digits classifiers and register SmolLM2 and MiniLM (alias 'production'), print
+    curl examples."""
+    from modelhost.demo import curl_examples, openai_example, register_demo_llms, register_demo_models
 
     def body() -> None:
         s = settings()
         with out.status("training and registering demo models…"):
-            models = register_demo_models(registry())
+            reg = registry()
+            models = register_demo_models(reg)
+        with out.status("registering SmolLM2 and MiniLM (the GGUF is converted once, then cached)…"):
+            models += register_demo_llms(reg)
         for m in models:
-            note = "already registered" if m.skipped else f"accuracy {m.accuracy:.3f}"
+            note = (
+                "already registered"
+                if m.skipped
+                else (f"accuracy {m.accuracy:.3f}" if m.accuracy == m.accuracy else "registered")
+            )
             out.print(f"  {m.name}@production → version {m.version} ({note})")
+        base = f"http://{s.host}:{s.port}"
         out.print(
             f"\nregistry: {s.resolved_database_url}\n\ntry, once the server is up:\n"
-            f"{curl_examples(f'http://{s.host}:{s.port}')}\n",
+            f"{curl_examples(base)}\n{openai_example(base)}\n",
             highlight=False,
             soft_wrap=True,
         )

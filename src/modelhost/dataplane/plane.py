@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
@@ -20,18 +20,25 @@ from modelhost.config import Settings
 from modelhost.dataplane.repository import LoadedModel, ModelRepository, ModelState
 from modelhost.dataplane.routing import Route, build_route
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, Tensor
-from modelhost.errors import InvalidInput, ModelhostError, PayloadTooLarge, RequestTimeout
+from modelhost.errors import InvalidInput, ModelhostError, ModelNotReady, PayloadTooLarge, RequestTimeout
 from modelhost.monitoring.drift import DriftReport, compute_drift
 from modelhost.monitoring.metrics import Metrics
 from modelhost.monitoring.predlog import PredictionLogger
 from modelhost.registry import Registry, VersionInfo
 from modelhost.registry.records import parse_model_ref
-from modelhost.runtimes.base import Signature, datatype_of
+from modelhost.runtimes.base import Runtime, Signature, datatype_of
+
+R = TypeVar("R", bound=Runtime)
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ["model_repository", "binary_tensor_data"]
-PLATFORMS = {"sklearn": "sklearn_skops", "onnx": "onnxruntime_onnx"}
+PLATFORMS = {
+    "sklearn": "sklearn_skops",
+    "onnx": "onnxruntime_onnx",
+    "llm": "transformers_llm",
+    "embeddings": "sentence_transformers",
+}
 RouteKey = tuple[str, str | None]
 
 
@@ -286,6 +293,21 @@ class DataPlane:
                 )
         except httpx.HTTPError as exc:
             log.warning("drift alert to %s failed: %s", self.settings.drift_webhook_url, exc)
+
+    # --- LLM and embeddings (the OpenAI-compatible routes) --------------------------------------------
+
+    async def runtime_of(self, ref: str, runtime_type: type[R]) -> tuple[VersionInfo, R]:
+        """The loaded runtime serving ``ref``; InvalidInput when it is not of ``runtime_type``."""
+        info = await self.resolve(ref)
+        if info.runtime != runtime_type.name:
+            raise InvalidInput(
+                f"model '{ref}' is a {info.runtime} model; this endpoint serves {runtime_type.name} models"
+            )
+        entry = await self.repository.ensure(info)
+        runtime = entry.runtime
+        if not isinstance(runtime, runtime_type):
+            raise ModelNotReady(f"model '{info.model}' version {info.version} was unloaded")
+        return info, runtime
 
     # --- inference ----------------------------------------------------------------------------------
 

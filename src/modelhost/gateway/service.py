@@ -133,7 +133,13 @@ class Gateway:
         return self.mode == "none"
 
     async def authenticate(self, raw: str | None) -> ApiKey:
-        """The key presented (verified), the anonymous caller in mode ``none``, else 401."""
+        """The key presented (verified), the anonymous caller in mode ``none``, else 401.
+
+        In mode ``none`` a placeholder that is not a modelhost key (the OpenAI SDK insists on sending
+        *some* key, e.g. "EMPTY") counts as no key, as local OpenAI-compatible servers treat it; a value
+        shaped like a modelhost key is always verified, so its scopes and limits apply."""
+        if raw is not None and self.open and not raw.startswith("mh_"):
+            raw = None
         if raw is None:
             if self.open:
                 return ANONYMOUS

@@ -16,6 +16,8 @@ ONNX = "onnx"
 SAFETENSORS = "safetensors"
 GGUF = "gguf"
 KERAS = "keras"
+TRANSFORMERS = "transformers"
+SENTENCE_TRANSFORMERS = "sentence-transformers"
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".sav", ".dill"}
 _SAFE_WAY = (
@@ -48,9 +50,7 @@ def detect_format(path: str | Path) -> str:
     if not path.exists():
         raise UnsupportedFormat(f"artifact path {path} does not exist")
     if path.is_dir():
-        raise UnsupportedFormat(
-            f"{path} is a directory; this version of modelhost registers single-file artifacts (skops, ONNX)"
-        )
+        return _detect_dir(path)
     with open(path, "rb") as f:
         head = f.read(16)
         f.seek(max(0, path.stat().st_size - 1))
@@ -79,6 +79,30 @@ def detect_format(path: str | Path) -> str:
         return ONNX
     raise UnsupportedFormat(
         f"{path.name} is not a recognised safe model format; accepted: skops (.skops), ONNX (.onnx)"
+    )
+
+
+def _detect_dir(path: Path) -> str:
+    """A transformers or sentence-transformers directory whose weights are all safetensors."""
+    files = [
+        p
+        for p in path.rglob("*")
+        if p.is_file() and not any(x.startswith(".") for x in p.relative_to(path).parts)
+    ]
+    unsafe = sorted(str(p.relative_to(path)) for p in files if p.suffix.lower() in PICKLE_SUFFIXES | {".bin"})
+    if unsafe:
+        raise UnsafeArtifact(
+            f"{path.name} holds pickle-based weights ({', '.join(unsafe[:3])}); save the model with "
+            "safetensors (model.save_pretrained(dir, safe_serialization=True)) and leave the .bin/.pt files out"
+        )
+    has_safetensors = any(p.suffix == ".safetensors" for p in files)
+    if (path / "modules.json").is_file() and has_safetensors:
+        return SENTENCE_TRANSFORMERS
+    if (path / "config.json").is_file() and has_safetensors:
+        return TRANSFORMERS
+    raise UnsupportedFormat(
+        f"{path} is a directory but not a transformers model (config.json + *.safetensors) or a "
+        "sentence-transformers model (modules.json + *.safetensors)"
     )
 
 

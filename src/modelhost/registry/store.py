@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -34,6 +35,35 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def directory_manifest(path: str | Path) -> str:
+    """The manifest of a directory artifact: one ``<relative path>\t<sha256>`` line per file, sorted.
+
+    Hidden files and folders (``.cache``, ``.git``) are left out: tools write them beside models.
+    """
+    root = Path(path)
+    lines = []
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = file.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        lines.append(f"{rel.as_posix()}\t{sha256_file(file)}\n")
+    return "".join(lines)
+
+
+def sha256_artifact(path: str | Path) -> str:
+    """sha256 of a file, or of a directory's manifest (so any changed, added or removed file shows)."""
+    path = Path(path)
+    if path.is_dir():
+        return hashlib.sha256(directory_manifest(path).encode()).hexdigest()
+    return sha256_file(path)
+
+
+def _artifact_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
 @dataclass(frozen=True)
 class StoredArtifact:
     uri: str
@@ -42,7 +72,7 @@ class StoredArtifact:
 
 
 class ArtifactStore:
-    """Stores immutable artifact files under ``<root>/objects/<sha[:2]>/<sha>/<filename>``."""
+    """Stores immutable artifact files (or directories) under ``<root>/objects/<sha[:2]>/<sha>/<filename>``."""
 
     def __init__(self, url: str, cache_dir: Path, cipher: ArtifactCipher | None = None) -> None:
         self.cipher = cipher  # set: new artifacts are stored encrypted (gateway/crypto.py)
@@ -56,10 +86,20 @@ class ArtifactStore:
         return f"{self.root}/objects/{sha[:2]}/{sha}/{filename}"
 
     def put(self, local_path: str | Path) -> StoredArtifact:
-        """Copy a local file into the store (temp name, then rename) and return its pin."""
+        """Copy a local file or directory into the store (temp name, then rename) and return its pin.
+
+        A directory is pinned by the sha256 of its manifest (sorted relative paths + per-file sha256).
+        """
         local_path = Path(local_path)
-        sha = sha256_file(local_path)
-        size = local_path.stat().st_size
+        sha = sha256_artifact(local_path)
+        size = _artifact_size(local_path)
+        if local_path.is_dir():
+            # Directories (transformers models) are stored in clear: encryption at rest covers
+            # single-file artifacts (skops, ONNX, GGUF, safetensors); see docs/security.md.
+            final = self._object_path(sha, local_path.name)
+            if self.fs.exists(final):
+                return StoredArtifact(uri=final, sha256=sha, size_bytes=size)
+            return StoredArtifact(uri=self._put_dir(local_path, final), sha256=sha, size_bytes=size)
         if self.cipher is not None:
             final = self._object_path(sha, local_path.name + ".enc")
             if self.fs.exists(final):
@@ -84,6 +124,23 @@ class ArtifactStore:
         self.fs.mv(tmp, final)
         return StoredArtifact(uri=final, sha256=sha, size_bytes=size)
 
+    def _put_dir(self, local_dir: Path, final: str) -> str:
+        tmp = f"{self.root}/tmp/{uuid.uuid4().hex}-{local_dir.name}"
+        root = local_dir
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = file.relative_to(root)
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            target = f"{tmp}/{rel.as_posix()}"
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.put_file(str(file), target)
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        if self.is_local:
+            os.replace(tmp, final)  # one atomic rename of the whole tree
+        else:
+            self.fs.mv(tmp, final, recursive=True)
+        return final
+
     def fetch(self, uri: str, sha256: str) -> Path:
         """Return a local path to the artifact after verifying it against its sha256 pin."""
         if not self.fs.exists(uri):
@@ -95,16 +152,22 @@ class ArtifactStore:
             if not local.exists():
                 local.parent.mkdir(parents=True, exist_ok=True)
                 tmp = local.with_name(f".{uuid.uuid4().hex}.part")
-                self.fs.get_file(uri, str(tmp))
+                if self.fs.isdir(uri):
+                    self.fs.get(uri, str(tmp), recursive=True)
+                else:
+                    self.fs.get_file(uri, str(tmp))
                 os.replace(tmp, local)
         from modelhost.gateway.crypto import is_encrypted
 
-        if is_encrypted(local):
+        if local.is_file() and is_encrypted(local):
             local = self._decrypted(uri, local, sha256)
-        actual = sha256_file(local)
+        actual = sha256_artifact(local)
         if actual != sha256:
             if not self.is_local:
-                local.unlink(missing_ok=True)
+                if local.is_dir():
+                    shutil.rmtree(local, ignore_errors=True)
+                else:
+                    local.unlink(missing_ok=True)
             raise ArtifactIntegrityError(
                 f"artifact {uri} failed its integrity check: sha256 is {actual}, pinned {sha256}; "
                 "it was modified or corrupted after registration and will not be loaded"
@@ -145,6 +208,9 @@ class ArtifactStore:
         removed = 0
         for entry in Path(tmp_dir).iterdir():
             if entry.stat().st_mtime < cutoff:
-                entry.unlink(missing_ok=True)
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
                 removed += 1
         return removed

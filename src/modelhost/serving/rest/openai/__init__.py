@@ -1,0 +1,1 @@
+"""OpenAI-compatible API (/v1): models, completions, chat completions, embeddings."""

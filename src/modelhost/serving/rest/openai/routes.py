@@ -1,0 +1,146 @@
+"""Routes of the OpenAI-compatible API; the official ``openai`` SDK works with ``base_url=<server>/v1``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import APIRouter
+from starlette.responses import StreamingResponse
+
+from modelhost.errors import ModelhostError, NotFound
+from modelhost.gateway.keys import ApiKey
+from modelhost.gateway.service import Gateway
+from modelhost.runtimes.embeddings import EmbeddingsRuntime
+from modelhost.runtimes.llm import LLMRuntime
+from modelhost.serving.deps import CurrentKey, GatewayDep, Plane, SettingsDep
+from modelhost.serving.responses import JSONBytes
+from modelhost.serving.rest.openai.completions import create_chat_completion, create_completion
+from modelhost.serving.rest.openai.embeddings import create_embeddings
+from modelhost.serving.rest.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+SERVED_RUNTIMES = (LLMRuntime.name, EmbeddingsRuntime.name)
+
+
+async def _runtime(plane: Plane, ref: str, kind: type[Any]) -> Any:
+    try:
+        _info, runtime = await plane.runtime_of(ref, kind)
+    except ModelhostError as exc:
+        if exc.param is None and (isinstance(exc, NotFound) or exc.status_code == 400):
+            exc.param = "model"
+        raise
+    return runtime
+
+
+async def _admit(key: ApiKey, gateway: Gateway, model: str, max_tokens: int) -> Any:
+    """Scope check and admission: the worst-case output (``max_tokens`` per choice) is reserved now,
+    prompt and actual output tokens are settled when generation ends."""
+    try:
+        key.require_infer(model)
+    except ModelhostError as exc:
+        exc.param = "model"
+        raise
+    return await gateway.admit(key, model, max_tokens=max_tokens)
+
+
+async def _generate(make: Any, reservation: Any) -> JSONBytes | StreamingResponse:
+    async def on_finish(prompt_tokens: int, completion_tokens: int) -> None:
+        await reservation.settle(input_tokens=prompt_tokens, output_tokens=completion_tokens)
+
+    try:
+        result = await make(on_finish)
+    except BaseException:
+        await reservation.settle(error=True)
+        raise
+    if isinstance(result, dict):
+        used = result.get("usage") or {}
+        await reservation.settle(
+            input_tokens=used.get("prompt_tokens", 0), output_tokens=used.get("completion_tokens", 0)
+        )
+    response = _respond(result)
+    response.headers.update(reservation.headers or {})
+    return response
+
+
+def _respond(result: dict[str, Any] | AsyncIterator[bytes]) -> JSONBytes | StreamingResponse:
+    if isinstance(result, dict):
+        return JSONBytes(result)
+    return StreamingResponse(
+        result,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/models", summary="Models served on /v1 (LLMs and embedding models), by name and name@alias")
+async def list_models(plane: Plane, _key: CurrentKey) -> JSONBytes:
+    data: list[dict[str, Any]] = []
+    for m in await anyio.to_thread.run_sync(plane.registry.list_models):
+        if m.latest_version is None:
+            continue
+        info = await plane.resolve(m.name)
+        if info.runtime not in SERVED_RUNTIMES:
+            continue
+        created = int(m.created_at.timestamp())
+        data.append({"id": m.name, "object": "model", "created": created, "owned_by": "modelhost"})
+        for alias in sorted(m.aliases):
+            data.append(
+                {"id": f"{m.name}@{alias}", "object": "model", "created": created, "owned_by": "modelhost"}
+            )
+    return JSONBytes({"object": "list", "data": data})
+
+
+@router.get("/models/{model}", summary="One served model")
+async def get_model(model: str, plane: Plane, key: CurrentKey) -> JSONBytes:
+    key.require_read(model)
+    try:
+        info = await plane.resolve(model)
+    except NotFound as exc:
+        exc.param = "model"
+        raise
+    if info.runtime not in SERVED_RUNTIMES:
+        raise NotFound(f"model '{model}' is not served on /v1 (it is a {info.runtime} model)", param="model")
+    return JSONBytes(
+        {"id": model, "object": "model", "created": int(info.created_at.timestamp()), "owned_by": "modelhost"}
+    )
+
+
+@router.post("/completions", summary="Text completion (OpenAI-compatible), streaming with SSE")
+async def completions(
+    req: CompletionRequest, plane: Plane, settings: SettingsDep, key: CurrentKey, gateway: GatewayDep
+) -> Any:
+    reservation = await _admit(key, gateway, req.model, (req.max_tokens or 16) * req.n)
+    runtime = await _runtime(plane, req.model, LLMRuntime)
+    return await _generate(
+        lambda done: create_completion(req, runtime, req.model, settings, done), reservation
+    )
+
+
+@router.post("/chat/completions", summary="Chat completion (OpenAI-compatible), streaming with SSE")
+async def chat_completions(
+    req: ChatCompletionRequest, plane: Plane, settings: SettingsDep, key: CurrentKey, gateway: GatewayDep
+) -> Any:
+    budget = req.max_completion_tokens or req.max_tokens or settings.llm_max_context
+    reservation = await _admit(key, gateway, req.model, budget * req.n)
+    runtime = await _runtime(plane, req.model, LLMRuntime)
+    return await _generate(
+        lambda done: create_chat_completion(req, runtime, req.model, settings, done), reservation
+    )
+
+
+@router.post("/embeddings", summary="Embeddings (OpenAI-compatible): float or base64")
+async def embeddings(req: EmbeddingRequest, plane: Plane, key: CurrentKey, gateway: GatewayDep) -> JSONBytes:
+    reservation = await _admit(key, gateway, req.model, 0)
+    runtime = await _runtime(plane, req.model, EmbeddingsRuntime)
+    try:
+        result = await create_embeddings(req, runtime, req.model)
+    except BaseException:
+        await reservation.settle(error=True)
+        raise
+    await reservation.settle(input_tokens=(result.get("usage") or {}).get("prompt_tokens", 0))
+    response = JSONBytes(result)
+    response.headers.update(reservation.headers or {})
+    return response
