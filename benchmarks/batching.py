@@ -118,6 +118,7 @@ def main() -> None:
                     print(f"round {r + 1} offline  batch 1 {off_res['batch_1_rows_per_s']:7.0f} rows/s, "
                           f"batch {a.batch} {off_res[f'batch_{a.batch}_rows_per_s']:7.0f} rows/s", flush=True)  # fmt: skip
                     continue
+                server.ensure_alive(run)
                 res = load(url.format(name), body, run, clients=a.clients, seconds=a.seconds, warmup=a.warmup)
                 results[name].append(res)
                 print(f"round {r + 1} {name:8s} {res['rps']:7.0f} rps  p50 {res['p50_ms']:7.2f} ms  "

@@ -82,7 +82,7 @@ class Server:
     def start(self, logdir: Path) -> None:
         self.log = logdir / f"{self.name}.log"
         env = {**os.environ, **self.env}
-        with open(self.log, "wb") as logf:
+        with open(self.log, "ab") as logf:
             self.proc = subprocess.Popen(
                 self.cmd, cwd=self.cwd, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -105,6 +105,16 @@ class Server:
                 last = repr(exc)
             time.sleep(0.5)
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s ({last}); see {self.log}")
+
+    def ensure_alive(self, logdir: Path) -> bool:
+        """Restart the server if it died (on a shared machine a stray kill can hit it); True if it had."""
+        if self.proc is not None and self.proc.poll() is None:
+            return False
+        print(f"!! {self.name} had exited ({self.proc.returncode if self.proc else '?'}); restarting it",
+              file=sys.stderr, flush=True)  # fmt: skip
+        self.start(logdir)
+        self.wait_ready()
+        return True
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

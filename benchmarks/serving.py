@@ -161,18 +161,26 @@ def main() -> None:
         for r in range(a.rounds):
             order = up[r % len(up) :] + up[: r % len(up)]
             for s in order:
+                restarted = s.ensure_alive(run)
                 res = load(s.url, s.body, run, clients=a.clients, seconds=a.seconds, warmup=a.warmup)
+                res["restarted_before"] = restarted
+                if s.proc is not None and s.proc.poll() is not None:
+                    res["died"] = True  # not counted in the medians; the next round restarts it
                 results.setdefault(s.name, []).append(res)
                 print(f"round {r + 1} {s.name:10s} {res['rps']:8.0f} rps  p50 {res['p50_ms']:6.2f} ms  "
                       f"p99 {res['p99_ms']:6.2f} ms  errors {res['errors']}", flush=True)  # fmt: skip
                 time.sleep(0.5)
 
+    def live(rs: list[dict]) -> list[dict]:
+        return [x for x in rs if not x.get("died")]
+
     summary = {
         name: {
-            "rps": median([x["rps"] for x in rs]),
-            "p50_ms": median([x["p50_ms"] for x in rs]),
-            "p99_ms": median([x["p99_ms"] for x in rs]),
-            "errors": sum(x["errors"] for x in rs),
+            "rps": median([x["rps"] for x in live(rs)]),
+            "p50_ms": median([x["p50_ms"] for x in live(rs)]),
+            "p99_ms": median([x["p99_ms"] for x in live(rs)]),
+            "errors": sum(x["errors"] for x in live(rs)),
+            "rounds": len(live(rs)),
         }
         for name, rs in results.items()
     }
@@ -183,7 +191,10 @@ def main() -> None:
         ratio = f"{mh['rps'] / s['rps']:.2f}x" if mh and name != "modelhost" and s["rps"] else ""
         if name == "mh-what-if":
             ratio = "(not shipped: src/ with the profile's fixes patched in)"
-        print(f"{name:10s} {s['rps']:8.0f} {s['p50_ms']:8.2f} {s['p99_ms']:8.2f} {s['errors']:7d}  {ratio}")
+        lost = f" [{a.rounds - s['rounds']} round(s) lost: server died]" if s["rounds"] < a.rounds else ""
+        print(
+            f"{name:10s} {s['rps']:8.0f} {s['p50_ms']:8.2f} {s['p99_ms']:8.2f} {s['errors']:7d}  {ratio}{lost}"
+        )
     if mh:
         peers = {n: s for n, s in summary.items() if n in PEER_FRAMEWORKS}
         if peers:
