@@ -100,10 +100,11 @@ def servers(run: Path, onnx_path: Path, mh_env: dict[str, str], only: set[str] |
     add("modelhost", lambda p: Server(
         "modelhost", [str(MODELHOST_BIN / "modelhost"), "serve", "--port", str(p)],
         f"http://127.0.0.1:{p}/v2/models/iris/infer", OIP_BODY, env=mh_env))  # fmt: skip
-    add("mh-what-if", lambda p: Server(
-        "mh-what-if", [str(MODELHOST_BIN / "python"), str(HERE / "experiments" / "what_if_serve.py"), str(p),
-                       "async_deps", "inline_predict"],
-        f"http://127.0.0.1:{p}/v2/models/iris/infer", OIP_BODY, env=mh_env))  # fmt: skip
+    for variant, fixes in (("mh-what-if", ["async_deps", "inline_predict"]), ("mh-deps", ["async_deps"]),
+                           ("mh-inline", ["inline_predict"])):  # fmt: skip
+        add(variant, lambda p, v=variant, f=fixes: Server(
+            v, [str(MODELHOST_BIN / "python"), str(HERE / "experiments" / "what_if_serve.py"), str(p), *f],
+            f"http://127.0.0.1:{p}/v2/models/iris/infer", OIP_BODY, env=mh_env))  # fmt: skip
     add("fastapi", lambda p: Server(
         "fastapi", [venv_bin("fastapi"), "-m", "uvicorn", "fastapi_app:app", "--port", str(p),
                     "--log-level", "warning", "--no-access-log"],
@@ -132,12 +133,15 @@ def main() -> None:
     p.add_argument("--what-if", action="store_true",
                    help="also run modelhost with the fixes of experiments/what_if_serve.py patched in")  # fmt: skip
     p.add_argument(
-        "--only", help="comma-separated subset of modelhost,mh-what-if,fastapi,litserve,bentoml,mlserver"
+        "--only",
+        help="comma-separated subset of modelhost,mh-what-if,mh-deps,mh-inline,fastapi,litserve,bentoml,mlserver",
     )
     a = p.parse_args()
     only = set(a.only.split(",")) if a.only else None
-    if only is None and not a.what_if:
-        only = {"modelhost", "fastapi", "litserve", "bentoml", "mlserver"}
+    if only is None:
+        only = {"modelhost", "fastapi", "litserve", "bentoml", "mlserver"} | (
+            {"mh-what-if"} if a.what_if else set()
+        )
 
     broken = ensure_venvs(["fastapi", "litserve", "bentoml", "mlserver", "loadgen"])
     if "loadgen" in broken:
@@ -189,7 +193,7 @@ def main() -> None:
     mh = summary.get("modelhost")
     for name, s in summary.items():
         ratio = f"{mh['rps'] / s['rps']:.2f}x" if mh and name != "modelhost" and s["rps"] else ""
-        if name == "mh-what-if":
+        if name.startswith("mh-"):
             ratio = "(not shipped: src/ with the profile's fixes patched in)"
         lost = f" [{a.rounds - s['rounds']} round(s) lost: server died]" if s["rounds"] < a.rounds else ""
         print(
