@@ -9,7 +9,7 @@ The same ONNX file is registered twice, ``mlp_off`` (``deployments set --max-bat
 ``mlp_on`` (``--max-batch-size 64``), and served by ONE ``modelhost serve``; rounds alternate between
 the two so background load hits both alike. Figures are medians over rounds.
 
-    .venv/bin/python benchmarks/batching.py [--rounds 3] [--seconds 5] [--clients 64] [--hidden 1024,1024]
+    .venv/bin/python benchmarks/batching.py [--rounds 3] [--seconds 5] [--clients 64] [--hidden 4096,4096]
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--batch", type=int, default=64, help="max batch size when batching is on")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="max wait when batching is on")
-    p.add_argument("--hidden", default="1024,1024", help="hidden layer sizes of the MLP")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--hidden", default="4096,4096", help="hidden layer sizes of the MLP")
+    p.add_argument("--epochs", type=int, default=1)
     a = p.parse_args()
     if ensure_venvs(["loadgen"]):
         sys.exit("the load generator venv could not be installed; see benchmarks/setup_peers.sh")
