@@ -1,0 +1,193 @@
+"""Shared plumbing for the benchmark drivers: free ports, servers in their own process groups, the load
+generator, medians. Standard library only, so a driver runs under any Python 3.11."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+VENVS = HERE / ".venvs"
+RUNS = HERE / ".runs"
+MODELHOST_BIN = ROOT / ".venv" / "bin"
+
+
+def venv_bin(peer: str, exe: str = "python") -> str:
+    return str(VENVS / peer / "bin" / exe)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_venvs(peers: Sequence[str]) -> list[str]:
+    """Create missing peer venvs; return the peers whose venv could not be installed."""
+    missing = [p for p in peers if not (VENVS / p / ".installed").exists()]
+    if missing:
+        subprocess.run(["bash", str(HERE / "setup_peers.sh"), *missing], check=False)
+    return [p for p in peers if not (VENVS / p / ".installed").exists()]
+
+
+def pip_version(peer: str, package: str) -> str:
+    out = subprocess.run(
+        [venv_bin(peer), "-c", f"import importlib.metadata as m; print(m.version({package!r}))"],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip() or "?"
+
+
+def machine() -> str:
+    cpu = "?"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"nproc={os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}, load avg {load}"
+
+
+@dataclass
+class Server:
+    """A server under test: started in its own session so stopping it ends all its children."""
+
+    name: str
+    cmd: list[str]
+    url: str  # the inference URL
+    body: bytes  # the request body for one single-row request
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    # builds the same server on a fresh port: a port picked free can be taken before the server binds it
+    remake: Callable[[], Server] | None = None
+
+    def start(self, logdir: Path) -> None:
+        self.log = logdir / f"{self.name}.log"
+        env = {**os.environ, **self.env}
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(
+                self.cmd, cwd=self.cwd, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until the server answers a real inference request with 200."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log}")
+            try:
+                req = urllib.request.Request(
+                    self.url, data=self.body, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                last = repr(exc)
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s ({last}); see {self.log}")
+
+    def ensure_alive(self, logdir: Path) -> bool:
+        """Restart the server if it died (on a shared machine a stray kill can hit it); True if it had."""
+        if self.proc is not None and self.proc.poll() is None:
+            return False
+        print(f"!! {self.name} had exited ({self.proc.returncode if self.proc else '?'}); restarting it",
+              file=sys.stderr, flush=True)  # fmt: skip
+        self.start(logdir)
+        self.wait_ready()
+        return True
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def running(servers: Sequence[Server], logdir: Path) -> Iterator[list[Server]]:
+    """Start every server, yield those that became ready (the others are reported and stopped)."""
+    up: list[Server] = []
+    started = list(servers)
+    try:
+        for s in started:
+            s.start(logdir)
+        for s in list(started):
+            for attempt in range(2):
+                try:
+                    s.wait_ready()
+                    up.append(s)
+                    break
+                except RuntimeError as exc:
+                    print(f"!! {exc}", file=sys.stderr)
+                    s.stop()
+                    if attempt or s.remake is None:
+                        break
+                    s = s.remake()
+                    started.append(s)
+                    s.start(logdir)
+        yield up
+    finally:
+        for s in started:
+            s.stop()
+
+
+def load(url: str, body: bytes, logdir: Path, *, clients: int, seconds: float, warmup: float) -> dict:
+    """Run the load generator in its own process against URL; returns its JSON result."""
+    body_file = logdir / f"body-{abs(hash(body))}.json"
+    body_file.write_bytes(body)
+    out = subprocess.run(
+        [
+            venv_bin("loadgen"),
+            str(HERE / "loadgen.py"),
+            url,
+            str(body_file),
+            "--clients",
+            str(clients),
+            "--seconds",
+            str(seconds),
+            "--warmup",
+            str(warmup),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + warmup + 120,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    return dict(json.loads(out.stdout))
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def run_dir(kind: str) -> Path:
+    d = RUNS / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
