@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         description="Default worker processes per model (0 = run in the server process); a model's "
         "deployment settings override it.",
     )
+    inline_predict_us: float = Field(
+        default=100.0,
+        ge=0,
+        description="Models whose predict takes less than this (moving average, microseconds) run on the "
+        "event loop instead of a worker thread; 0 always uses a thread.",
+    )
     memory_budget_mb: float = Field(
         default=0.0,
         ge=0,

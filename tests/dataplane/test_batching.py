@@ -156,3 +156,26 @@ def test_modelhost_errors_pass_through() -> None:
         return out
 
     assert all(isinstance(r, InvalidInput) for r in asyncio.run(main()))
+
+
+def test_fast_models_run_on_the_event_loop_and_slow_ones_in_threads() -> None:
+    threads: list[int] = []
+
+    def predict(inputs, outputs):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        return {"y": inputs["x"] * 2}
+
+    async def main(inline_below_s: float) -> int:
+        batcher = Batcher(predict, max_batch_size=8, max_wait_ms=0, inline_below_s=inline_below_s)
+        for i in range(5):
+            out = await batcher.submit({"x": np.full((1, 1), float(i))}, ["y"])
+            assert out["y"].tolist() == [[2.0 * i]]
+        await batcher.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main(inline_below_s=1.0))
+    assert threads[0] != loop_thread  # the first call measures, in a thread
+    assert all(t == loop_thread for t in threads[1:])  # then inline: no hand-off
+    threads.clear()
+    loop_thread = asyncio.run(main(inline_below_s=0.0))
+    assert all(t != loop_thread for t in threads)

@@ -180,9 +180,11 @@ class ModelRepository:
         wait = deployment.max_wait_ms if deployment.max_wait_ms is not None else self.settings.max_wait_ms
         parallel = entry.runtime.size if isinstance(entry.runtime, WorkerPool) else 1
         info = entry.info
+        pool = isinstance(entry.runtime, WorkerPool)
         return Batcher(
             entry.runtime.predict, max_batch_size=size, max_wait_ms=wait, parallel=parallel,
             on_batch=lambda rows, reqs, queued: self._on_batch(info, rows, reqs, queued),
+            inline_below_s=0.0 if pool else self.settings.inline_predict_us / 1e6,
         )  # fmt: skip
 
     async def predict(self, entry: LoadedModel, inputs: dict[str, np.ndarray],

@@ -1,4 +1,5 @@
-"""Named FastAPI dependencies; routes declare what they need instead of reaching into app.state.
+"""Named FastAPI dependencies (all ``async def``: FastAPI runs plain ``def`` dependencies in a thread
+pool, a hand-off that costs more than these lookups); routes declare what they need instead of reaching into app.state.
 
 Auth and metering, for any protocol (OIP v2 here, OpenAI /v1 routes likewise, one line each):
 
@@ -27,22 +28,22 @@ from modelhost.registry import Registry
 RATELIMIT_SCOPE_KEY = "modelhost.ratelimit_headers"
 
 
-def get_plane(request: Request) -> DataPlane:
+async def get_plane(request: Request) -> DataPlane:
     plane: DataPlane = request.app.state.plane
     return plane
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     registry: Registry = request.app.state.plane.registry
     return registry
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -78,7 +79,7 @@ async def authenticate(
 CurrentKey = Annotated[ApiKey, Depends(authenticate)]
 
 
-def require_admin(key: CurrentKey) -> str:
+async def require_admin(key: CurrentKey) -> str:
     """An admin key is required (even in auth mode ``none``); returns the actor name."""
     if key.key_id == "anonymous":
         raise Unauthorized(
@@ -90,13 +91,13 @@ def require_admin(key: CurrentKey) -> str:
     return key.actor
 
 
-def require_reader(request: Request, key: CurrentKey) -> ApiKey:
+async def require_reader(request: Request, key: CurrentKey) -> ApiKey:
     """Model metadata and listings: scope models:read, or infer on the model in the path."""
     key.require_read(request.path_params.get("model_name"))
     return key
 
 
-def require_loader(key: CurrentKey) -> ApiKey:
+async def require_loader(key: CurrentKey) -> ApiKey:
     key.require_load()
     return key
 

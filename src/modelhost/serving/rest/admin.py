@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelhost.errors import InvalidInput
 from modelhost.serving.deps import Admin, AliasName, ModelName, Plane, RegistryDep
-from modelhost.serving.rest.v2_protocol import ErrorResponse
+from modelhost.serving.rest.v2_protocol import ERROR_RESPONSES, ErrorResponse
 
-router = APIRouter(prefix="/api/v1", tags=["Registry admin"])
+router = APIRouter(prefix="/api/v1", tags=["Registry admin"], responses=ERROR_RESPONSES)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 413)
 }

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelhost.errors import InvalidInput
 from modelhost.gateway.metering import to_csv
 from modelhost.serving.deps import Admin, GatewayDep
-from modelhost.serving.rest.v2_protocol import ErrorResponse
+from modelhost.serving.rest.v2_protocol import ERROR_RESPONSES, ErrorResponse
 
-router = APIRouter(prefix="/api/v1", tags=["Gateway admin"])
+router = APIRouter(prefix="/api/v1", tags=["Gateway admin"], responses=ERROR_RESPONSES)
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorResponse} for s in (400, 401, 403, 404)}
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -12,9 +12,9 @@ from fastapi.responses import Response
 from modelhost.errors import NotFound
 from modelhost.monitoring.metrics import CONTENT_TYPE
 from modelhost.serving.deps import Admin, ModelRef, Plane, SettingsDep
-from modelhost.serving.rest.v2_protocol import ErrorResponse
+from modelhost.serving.rest.v2_protocol import ERROR_RESPONSES, ErrorResponse
 
-router = APIRouter(tags=["Operations"])
+router = APIRouter(tags=["Operations"], responses=ERROR_RESPONSES)
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorResponse} for s in (400, 401, 403, 404)}
 
 

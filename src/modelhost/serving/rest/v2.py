@@ -19,6 +19,7 @@ from modelhost.serving.deps import CurrentKey, GatewayDep, Loader, Metered, Mode
 from modelhost.serving.errors import format_validation_errors
 from modelhost.serving.responses import JSONBytes
 from modelhost.serving.rest.v2_protocol import (
+    ERROR_RESPONSES,
     ErrorResponse,
     InferenceRequestModel,
     InferenceResponseModel,
@@ -30,7 +31,7 @@ from modelhost.serving.rest.v2_protocol import (
 )
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
+router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"], responses=ERROR_RESPONSES)
 HEADER_LENGTH = "inference-header-content-length"
 # Canary splits are sticky per routing key; every answer names the version that produced it.
 ROUTING_KEY_HEADER = "x-modelhost-routing-key"

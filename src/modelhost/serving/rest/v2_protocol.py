@@ -93,3 +93,9 @@ class RepositoryIndexEntry(BaseModel):
 
 class RepositoryLoadRequest(_Strict):
     parameters: dict[str, Any] | None = None
+
+
+# Every error a route can answer, in the OIP/admin shape (declared once per router for the OpenAPI spec).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 413, 429, 500, 503, 504)
+}

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter
+from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
 from modelhost.errors import ModelhostError, NotFound
@@ -20,7 +21,28 @@ from modelhost.serving.rest.openai.completions import create_chat_completion, cr
 from modelhost.serving.rest.openai.embeddings import create_embeddings
 from modelhost.serving.rest.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
-router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorResponse(BaseModel):
+    """OpenAI's error shape, used for every error on /v1."""
+
+    error: OpenAIErrorBody
+
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["OpenAI-compatible"],
+    responses={s: {"model": OpenAIErrorResponse} for s in (400, 401, 403, 404, 413, 429, 500, 503, 504)},
+)
+_JSON_OR_SSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, "text/event-stream": {"schema": {"type": "string"}}}}
+}
 
 SERVED_RUNTIMES = (LLMRuntime.name, EmbeddingsRuntime.name)
 
@@ -108,7 +130,9 @@ async def get_model(model: str, plane: Plane, key: CurrentKey) -> JSONBytes:
     )
 
 
-@router.post("/completions", summary="Text completion (OpenAI-compatible), streaming with SSE")
+@router.post(
+    "/completions", summary="Text completion (OpenAI-compatible), streaming with SSE", responses=_JSON_OR_SSE
+)
 async def completions(
     req: CompletionRequest, plane: Plane, settings: SettingsDep, key: CurrentKey, gateway: GatewayDep
 ) -> Any:
@@ -119,7 +143,11 @@ async def completions(
     )
 
 
-@router.post("/chat/completions", summary="Chat completion (OpenAI-compatible), streaming with SSE")
+@router.post(
+    "/chat/completions",
+    summary="Chat completion (OpenAI-compatible), streaming with SSE",
+    responses=_JSON_OR_SSE,
+)
 async def chat_completions(
     req: ChatCompletionRequest, plane: Plane, settings: SettingsDep, key: CurrentKey, gateway: GatewayDep
 ) -> Any:
