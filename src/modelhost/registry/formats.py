@@ -49,7 +49,8 @@ def detect_format(path: str | Path) -> str:
         raise UnsupportedFormat(f"artifact path {path} does not exist")
     if path.is_dir():
         raise UnsupportedFormat(
-            f"{path} is a directory; this version of modelhost registers single-file artifacts (skops, ONNX)"
+            f"{path} is a directory; this version of modelhost registers single-file artifacts "
+            "(skops, ONNX, safetensors, .keras)"
         )
     with open(path, "rb") as f:
         head = f.read(16)
@@ -78,7 +79,8 @@ def detect_format(path: str | Path) -> str:
     if _is_onnx(path):
         return ONNX
     raise UnsupportedFormat(
-        f"{path.name} is not a recognised safe model format; accepted: skops (.skops), ONNX (.onnx)"
+        f"{path.name} is not a recognised safe model format; accepted: skops (.skops), ONNX (.onnx), "
+        "safetensors (.safetensors), Keras 3 (.keras)"
     )
 
 
