@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from modelhost import __version__
-from modelhost.cli import demo, predict, registry_cmds, serve
+from modelhost.cli import demo, ml, predict, registry_cmds, serve
 from modelhost.cli.common import out
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command()(serve.serve)
 app.command()(serve.config)
 app.command()(predict.predict)
 app.command()(demo.demo)
+ml.register(app)
 
 
 def _version_callback(value: bool) -> None:
