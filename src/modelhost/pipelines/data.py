@@ -16,6 +16,7 @@ SKLEARN_SETS = ("iris", "digits", "breast_cancer", "diabetes", "wine")
 SYNTHETIC_SETS = ("smart_grid",)
 PROFILE_BINS = 10
 BACKGROUND_ROWS = 20
+MAX_CLASSES = 100  # a numeric target with more distinct values is taken as continuous
 
 
 @dataclass
@@ -121,7 +122,8 @@ def load_dataset(spec: DataSpec, task: str) -> Dataset:
     if task == "regression" and not pd.api.types.is_numeric_dtype(y):
         raise InvalidInput(f"data.target: task is regression but '{target}' is not numeric ({y.dtype})")
     if task == "classification":
-        if pd.api.types.is_float_dtype(y) and not np.all(np.mod(y, 1) == 0):
+        numeric = pd.api.types.is_numeric_dtype(y)
+        if numeric and (y.nunique() > MAX_CLASSES or (pd.api.types.is_float_dtype(y) and not np.all(np.mod(y, 1) == 0))):
             raise InvalidInput(
                 f"data.target: task is classification but '{target}' holds continuous values; "
                 "use task: regression or a label column"
