@@ -23,7 +23,10 @@ def test_train_and_fairness_commands(tmp_path: Path, monkeypatch) -> None:  # ty
     res = runner.invoke(app, ["fairness", "bc@staging", "--sensitive", "mean radius"])
     assert res.exit_code == 0, res.output
     assert "demographic parity difference" in res.output
-    assert json.loads((tmp_path / "reports" / "bc" / "v1" / "fairness.json").read_text())["sensitive"] == "mean radius"
+    assert (
+        json.loads((tmp_path / "reports" / "bc" / "v1" / "fairness.json").read_text())["sensitive"]
+        == "mean radius"
+    )
 
 
 def test_train_errors_are_messages(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -32,6 +35,8 @@ def test_train_errors_are_messages(tmp_path: Path, monkeypatch) -> None:  # type
     res = runner.invoke(app, ["train", "no_such_example"])
     assert res.exit_code == 1 and "examples:" in res.output and "digits_mlp" in res.output
     spec = tmp_path / "s.yaml"
-    spec.write_text("name: s\ndata: {source: 'sklearn:iris', taget: y}\ncandidates: [{type: svc}]\nregister: {name: x}\n")
+    spec.write_text(
+        "name: s\ndata: {source: 'sklearn:iris', taget: y}\ncandidates: [{type: svc}]\nregister: {name: x}\n"
+    )
     res = runner.invoke(app, ["train", str(spec)])
     assert res.exit_code == 1 and "data.taget: unknown field" in res.output

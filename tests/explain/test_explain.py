@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -36,7 +38,7 @@ def test_explain_version_writes_plots(registry: Registry, tmp_path) -> None:  # 
     top = int(np.argmax(report["shap_mean_abs"]))
     assert report["features"][top].startswith("petal")
     for p in report["plots"].values():
-        assert open(p, "rb").read(4) == b"\x89PNG"
+        assert Path(p).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_fairness_report_by_hand() -> None:
@@ -56,7 +58,13 @@ def test_sensitive_groups_split_numeric_at_median() -> None:
 
 
 def test_fairness_of_version_and_errors(registry: Registry) -> None:
-    run_pipeline(parse_spec(spec_dict(data={"source": "sklearn:breast_cancer"}, search={"trials": 1}, register={"name": "bc"})), registry, show_progress=False)
+    run_pipeline(
+        parse_spec(
+            spec_dict(data={"source": "sklearn:breast_cancer"}, search={"trials": 1}, register={"name": "bc"})
+        ),
+        registry,
+        show_progress=False,
+    )
     report = fairness_of_version(LoadedVersion(registry, "bc"), "mean radius")
     assert sum(g["count"] for g in report["by_group"].values()) == 114
     assert 0 <= report["demographic_parity_difference"] <= 1

@@ -12,19 +12,31 @@ from tests.pipelines.conftest import TORCH_MLP, spec_dict
 
 @pytest.fixture
 def torch_iris(registry: Registry) -> Registry:
-    spec = parse_spec(spec_dict(framework="torch", candidates=[TORCH_MLP], cv={"folds": 0}, register={"name": "m", "alias": "staging"}))
+    spec = parse_spec(
+        spec_dict(
+            framework="torch",
+            candidates=[TORCH_MLP],
+            cv={"folds": 0},
+            register={"name": "m", "alias": "staging"},
+        )
+    )
     run_pipeline(spec, registry, show_progress=False)
     return registry
 
 
 def test_all_steps_register_versions_and_measure(torch_iris: Registry) -> None:
-    req = OptimizeRequest(to_onnx=True, quantize="int8", prune=0.5, distill_from="m@staging", student_hidden=(8,))
+    req = OptimizeRequest(
+        to_onnx=True, quantize="int8", prune=0.5, distill_from="m@staging", student_hidden=(8,)
+    )
     rows = optimize(torch_iris, "m@staging", req, repeats=5)
     assert [r.label for r in rows] == ["base", "onnx", "quantize int8", "prune 0.5", "distill"]
     versions = {v.version: v for v in torch_iris.list_versions("m")}
     assert [versions[i].format for i in (2, 3, 4, 5)] == ["onnx", "onnx", "safetensors", "safetensors"]
     assert versions[4].params["sparsity"] == pytest.approx(0.5, abs=0.02)
-    assert versions[5].lineage["optimized_from"]["version"] == 1 and versions[5].params["teacher"] == "m/versions/1"
+    assert (
+        versions[5].lineage["optimized_from"]["version"] == 1
+        and versions[5].params["teacher"] == "m/versions/1"
+    )
     base = rows[0]
     # the exported ONNX model computes the same function
     assert rows[1].quality == pytest.approx(base.quality, abs=1e-9)

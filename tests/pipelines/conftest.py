@@ -11,7 +11,9 @@ def spec_dict(**over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "name": "t",
         "data": {"source": "sklearn:iris"},
-        "candidates": [{"type": "logistic_regression", "search": {"C": {"low": 0.1, "high": 10, "log": True}}}],
+        "candidates": [
+            {"type": "logistic_regression", "search": {"C": {"low": 0.1, "high": 10, "log": True}}}
+        ],
         "cv": {"folds": 3},
         "search": {"trials": 3},
         "register": {"name": "iris-t"},

@@ -16,7 +16,9 @@ def test_csv_and_parquet_sources(tmp_path) -> None:  # type: ignore[no-untyped-d
     a = load_dataset(DataSpec(source=str(tmp_path / "d.csv"), target="y"), "classification")
     b = load_dataset(DataSpec(source=str(tmp_path / "d.parquet"), target="y"), "classification")
     assert a.feature_names == ["a", "b"] and data_hash(a) == data_hash(b)
-    changed = load_dataset(DataSpec(source=str(tmp_path / "d.csv"), target="y", features=["a"]), "classification")
+    changed = load_dataset(
+        DataSpec(source=str(tmp_path / "d.csv"), target="y", features=["a"]), "classification"
+    )
     assert data_hash(changed) != data_hash(a)
 
 
@@ -27,17 +29,31 @@ def test_sql_source(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with sqlite3.connect(db) as conn:
         conn.execute("create table t (x real, label int)")
         conn.executemany("insert into t values (?, ?)", [(i / 10, i % 2) for i in range(20)])
-    ds = load_dataset(DataSpec(source="sql", url=f"sqlite:///{db}", query="select * from t", target="label"), "classification")
+    ds = load_dataset(
+        DataSpec(source="sql", url=f"sqlite:///{db}", query="select * from t", target="label"),
+        "classification",
+    )
     assert ds.x.shape == (20, 1)
-    with pytest.raises(InvalidInput, match="data.query failed"):
-        load_dataset(DataSpec(source="sql", url=f"sqlite:///{db}", query="select * from nope", target="label"), "classification")
+    with pytest.raises(InvalidInput, match=r"data.query failed"):
+        load_dataset(
+            DataSpec(source="sql", url=f"sqlite:///{db}", query="select * from nope", target="label"),
+            "classification",
+        )
 
 
 @pytest.mark.parametrize(
     ("spec", "task", "message"),
     [
-        (DataSpec(source="sklearn:iris", target="species"), "classification", "column 'species' is not in the data"),
-        (DataSpec(source="sklearn:iris", features=["petal"]), "classification", "columns not in the data: petal"),
+        (
+            DataSpec(source="sklearn:iris", target="species"),
+            "classification",
+            "column 'species' is not in the data",
+        ),
+        (
+            DataSpec(source="sklearn:iris", features=["petal"]),
+            "classification",
+            "columns not in the data: petal",
+        ),
         (DataSpec(source="sklearn:diabetes"), "classification", "continuous values"),
         (DataSpec(source="sklearn:nope"), "classification", "unknown scikit-learn data set"),
         (DataSpec(source="/no/such.csv", target="y"), "classification", "does not exist"),

@@ -16,7 +16,12 @@ from tests.pipelines.conftest import TORCH_MLP, spec_dict
 
 
 def test_sklearn_pipeline_registers_with_lineage_and_gate(registry: Registry) -> None:
-    spec = parse_spec(spec_dict(register={"name": "iris-t", "alias": "staging"}, promote_if={"when": "accuracy > production + 0.01"}))
+    spec = parse_spec(
+        spec_dict(
+            register={"name": "iris-t", "alias": "staging"},
+            promote_if={"when": "accuracy > production + 0.01"},
+        )
+    )
     first = run_pipeline(spec, registry, show_progress=False)
     v = first.version
     assert registry.get_alias("iris-t", "staging").version == 1
@@ -40,7 +45,7 @@ def test_sklearn_pipeline_registers_with_lineage_and_gate(registry: Registry) ->
 
 def test_failed_run_registers_nothing(registry: Registry) -> None:
     bad = parse_spec(spec_dict(candidates=[{"type": "xgboost"}]))
-    with pytest.raises(InvalidInput, match="candidates.0.type: 'xgboost'"):
+    with pytest.raises(InvalidInput, match=r"candidates.0.type: 'xgboost'"):
         run_pipeline(bad, registry, show_progress=False)
     bad_param = parse_spec(spec_dict(candidates=[{"type": "logistic_regression", "params": {"C": -1}}]))
     with pytest.raises(InvalidInput, match="logistic_regression"):
@@ -76,7 +81,9 @@ def test_keras_sigmoid_binary(registry: Registry) -> None:
         spec_dict(
             framework="keras",
             data={"source": "sklearn:breast_cancer"},
-            candidates=[{"type": "mlp", "params": {"hidden": [8], "output": "sigmoid", "epochs": 10, "lr": 0.01}}],
+            candidates=[
+                {"type": "mlp", "params": {"hidden": [8], "output": "sigmoid", "epochs": 10, "lr": 0.01}}
+            ],
             cv={"folds": 0},
             metric="roc_auc",
             register={"name": "bc-t"},
@@ -88,7 +95,9 @@ def test_keras_sigmoid_binary(registry: Registry) -> None:
     data = loaded.split()
     proba = loaded.predict_proba(data.x_test)
     assert proba.shape == (len(data.y_test), 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
-    assert result.metrics["accuracy"] == pytest.approx(accuracy_score(data.y_test, loaded.predict(data.x_test)))
+    assert result.metrics["accuracy"] == pytest.approx(
+        accuracy_score(data.y_test, loaded.predict(data.x_test))
+    )
     assert result.metrics["roc_auc"] > 0.9
 
 

@@ -22,7 +22,7 @@ def test_missing_and_bad_fields_are_named() -> None:
 
 def test_range_needs_bounds() -> None:
     raw = spec_dict(candidates=[{"type": "svc", "search": {"C": {"low": 1}}}])
-    with pytest.raises(InvalidInput, match="candidates.0.search.C"):
+    with pytest.raises(InvalidInput, match=r"candidates.0.search.C"):
         parse_spec(raw)
 
 

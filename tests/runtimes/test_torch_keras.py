@@ -14,8 +14,12 @@ from modelhost.registry.formats import KERAS, SAFETENSORS, detect_format
 from modelhost.runtimes import runtime_for_format, torch_arch
 
 
-def _mlp(tmp_path: Path, output: str = "softmax", classes: tuple = (0, 1, 2)) -> tuple[Path, torch_arch.ArchSpec]:  # type: ignore[type-arg]
-    spec = torch_arch.ArchSpec("mlp", 4, 1 if output == "sigmoid" else len(classes) or 1, (5,), output=output, classes=classes)
+def _mlp(
+    tmp_path: Path, output: str = "softmax", classes: tuple = (0, 1, 2)
+) -> tuple[Path, torch_arch.ArchSpec]:  # type: ignore[type-arg]
+    spec = torch_arch.ArchSpec(
+        "mlp", 4, 1 if output == "sigmoid" else len(classes) or 1, (5,), output=output, classes=classes
+    )
     module = torch_arch.build(spec)
     return torch_arch.save(module, spec, tmp_path / "m.safetensors"), spec
 
@@ -27,7 +31,11 @@ def test_torch_runtime_predicts_like_the_module(tmp_path: Path, settings: Settin
     assert detect_format(path) == SAFETENSORS
     cls = runtime_for_format(SAFETENSORS)
     sig = cls.inspect(path, settings)
-    assert [o.name for o in sig.outputs] == ["predict", "predict_proba"] and sig.extra["classes"] == ["a", "b", "c"]
+    assert [o.name for o in sig.outputs] == ["predict", "predict_proba"] and sig.extra["classes"] == [
+        "a",
+        "b",
+        "c",
+    ]
     rt = cls(path, sig, settings)
     rt.load()
     x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
@@ -39,16 +47,20 @@ def test_torch_runtime_predicts_like_the_module(tmp_path: Path, settings: Settin
 
 
 def test_torch_refuses_unknown_arch_and_missing_spec(tmp_path: Path, settings: Settings) -> None:
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     plain = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(2)}, str(plain))
-    with pytest.raises(UnsupportedFormat, match="no 'modelhost.arch' metadata"):
+    with pytest.raises(UnsupportedFormat, match=r"no 'modelhost.arch' metadata"):
         runtime_for_format(SAFETENSORS).inspect(plain, settings)
     odd = tmp_path / "odd.safetensors"
-    save_file({"w": torch.zeros(2)}, str(odd), metadata={"modelhost.arch": json.dumps({"name": "os.system", "in_features": 1, "out_features": 1})})
-    with pytest.raises(UnsupportedFormat, match="'os.system' is not registered"):
+    save_file(
+        {"w": torch.zeros(2)},
+        str(odd),
+        metadata={"modelhost.arch": json.dumps({"name": "os.system", "in_features": 1, "out_features": 1})},
+    )
+    with pytest.raises(UnsupportedFormat, match=r"'os.system' is not registered"):
         runtime_for_format(SAFETENSORS).inspect(odd, settings)
     wrong = tmp_path / "wrong.safetensors"
     spec = torch_arch.ArchSpec("mlp", 3, 2, (4,), output="softmax")

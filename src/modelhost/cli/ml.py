@@ -37,11 +37,17 @@ def _report_dir(reg: Any, model: str, version: int) -> Path:
 
 
 def train(
-    spec: Annotated[str, typer.Argument(help="Pipeline spec (YAML file) or an example name, e.g. digits_mlp.")],
-    federated: Annotated[bool, typer.Option("--federated", help="Train with FedAvg over simulated clients.")] = False,
+    spec: Annotated[
+        str, typer.Argument(help="Pipeline spec (YAML file) or an example name, e.g. digits_mlp.")
+    ],
+    federated: Annotated[
+        bool, typer.Option("--federated", help="Train with FedAvg over simulated clients.")
+    ] = False,
     clients: Annotated[int | None, typer.Option(help="Federated clients (with --federated).")] = None,
     rounds: Annotated[int | None, typer.Option(help="Federated rounds (with --federated).")] = None,
-    dp_noise: Annotated[float | None, typer.Option(help="Differential-privacy noise std (with --federated).")] = None,
+    dp_noise: Annotated[
+        float | None, typer.Option(help="Differential-privacy noise std (with --federated).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a training pipeline and register the best model."""
@@ -53,10 +59,14 @@ def train(
         s = load_spec(_spec_path(spec))
         if federated:
             fed = s.federated or FederatedSpec()
-            updates = {k: v for k, v in {"clients": clients, "rounds": rounds, "dp_noise": dp_noise}.items() if v is not None}
+            updates = {
+                k: v
+                for k, v in {"clients": clients, "rounds": rounds, "dp_noise": dp_noise}.items()
+                if v is not None
+            }
             s = s.model_copy(update={"federated": fed.model_copy(update=updates), "framework": "torch"})
         result = run_pipeline(s, registry(), show_progress=not as_json, actor="cli")
-        summary = {
+        summary: dict[str, Any] = {
             "model": result.version.model,
             "version": result.version.version,
             "format": result.version.format,
@@ -66,7 +76,12 @@ def train(
             "gate": result.gate,
         }
         if result.search is not None:
-            summary["best"] = {"model": result.search.kind, "params": result.search.params, "trials": result.search.trials, "pruned": result.search.pruned}
+            summary["best"] = {
+                "model": result.search.kind,
+                "params": result.search.params,
+                "trials": result.search.trials,
+                "pruned": result.search.pruned,
+            }
         if as_json:
             print_json(summary)
             return
@@ -77,7 +92,9 @@ def train(
             table.add_row(k, f"{val:.4f}")
         out.print(table)
         if "confusion_matrix" in result.metrics:
-            out.print(f"confusion matrix (rows: true {result.metrics['labels']}): {result.metrics['confusion_matrix']}")
+            out.print(
+                f"confusion matrix (rows: true {result.metrics['labels']}): {result.metrics['confusion_matrix']}"
+            )
         for name, p in result.plots.items():
             out.print(f"{name}: {p}")
         if result.gate:
@@ -89,9 +106,15 @@ def train(
 def optimize(
     ref: Annotated[str, typer.Argument(help="NAME@alias or NAME of the version to optimize.")],
     onnx: Annotated[bool, typer.Option("--onnx", help="Register an ONNX conversion.")] = False,
-    quantize: Annotated[str | None, typer.Option(help="Register a dynamically quantized ONNX version (int8|uint8).")] = None,
-    prune: Annotated[float | None, typer.Option(help="Register a magnitude-pruned version (fraction of weights).")] = None,
-    distill_from: Annotated[str | None, typer.Option("--distill-from", help="Teacher NAME@alias: register a small student.")] = None,
+    quantize: Annotated[
+        str | None, typer.Option(help="Register a dynamically quantized ONNX version (int8|uint8).")
+    ] = None,
+    prune: Annotated[
+        float | None, typer.Option(help="Register a magnitude-pruned version (fraction of weights).")
+    ] = None,
+    distill_from: Annotated[
+        str | None, typer.Option("--distill-from", help="Teacher NAME@alias: register a small student.")
+    ] = None,
     student_hidden: Annotated[str, typer.Option(help="Student hidden layer sizes, comma-separated.")] = "32",
     temperature: Annotated[float, typer.Option(help="Distillation temperature.")] = 2.0,
     repeats: Annotated[int, typer.Option(help="Single-row calls timed per version.")] = 200,
@@ -101,12 +124,15 @@ def optimize(
 
     def body() -> None:
         from modelhost.optimize.report import table
-        from modelhost.optimize.run import OptimizeRequest, optimize as run_optimize
+        from modelhost.optimize.run import OptimizeRequest
+        from modelhost.optimize.run import optimize as run_optimize
 
         try:
             hidden = tuple(int(h) for h in student_hidden.split(",") if h.strip())
         except ValueError:
-            raise InvalidInput(f"--student-hidden takes comma-separated integers, got {student_hidden!r}") from None
+            raise InvalidInput(
+                f"--student-hidden takes comma-separated integers, got {student_hidden!r}"
+            ) from None
         req = OptimizeRequest(onnx, quantize, prune, distill_from, hidden, temperature)
         rows = run_optimize(registry(), ref, req, repeats)
         if as_json:
@@ -140,7 +166,12 @@ def explain(
         pi = report["permutation_importance"]
         order = sorted(range(len(report["features"])), key=lambda i: -pi["mean"][i])[:15]
         for i in order:
-            table.add_row(report["features"][i], f"{pi['mean'][i]:.4f}", f"{pi['std'][i]:.4f}", f"{report['shap_mean_abs'][i]:.4f}")
+            table.add_row(
+                report["features"][i],
+                f"{pi['mean'][i]:.4f}",
+                f"{pi['std'][i]:.4f}",
+                f"{report['shap_mean_abs'][i]:.4f}",
+            )
         out.print(table)
         out.print(f"saved {d / 'explain.json'} and plots {', '.join(report['plots'].values())}")
 
@@ -168,7 +199,13 @@ def fairness(
             return
         table = Table("group", "count", "accuracy", "selection rate", "true positive rate")
         for g, m in report["by_group"].items():
-            table.add_row(g, f"{m['count']:.0f}", f"{m['accuracy']:.4f}", f"{m['selection_rate']:.4f}", f"{m['true_positive_rate']:.4f}")
+            table.add_row(
+                g,
+                f"{m['count']:.0f}",
+                f"{m['accuracy']:.4f}",
+                f"{m['selection_rate']:.4f}",
+                f"{m['true_positive_rate']:.4f}",
+            )
         out.print(table)
         out.print(f"demographic parity difference: {report['demographic_parity_difference']:.4f}")
         out.print(f"equalized odds difference: {report['equalized_odds_difference']:.4f}")

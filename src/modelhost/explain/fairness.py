@@ -16,7 +16,9 @@ def sensitive_groups(values: np.ndarray, column: str) -> tuple[np.ndarray, str]:
     """Group labels for ``values``; a numeric column with many values is split at its median."""
     if np.issubdtype(values.dtype, np.number) and len(np.unique(values)) > MAX_GROUPS:
         median = float(np.median(values))
-        return np.where(values > median, f"{column}>{median:.4g}", f"{column}<={median:.4g}"), f"split at median {median:.4g}"
+        return np.where(
+            values > median, f"{column}>{median:.4g}", f"{column}<={median:.4g}"
+        ), f"split at median {median:.4g}"
     return values.astype(str), "as given"
 
 
@@ -41,17 +43,26 @@ def fairness_report(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) 
     positive = labels.max()
     yt, yp = (y_true == positive).astype(int), (y_pred == positive).astype(int)
     frame = MetricFrame(
-        metrics={"count": count, "accuracy": accuracy_score, "selection_rate": selection_rate, "true_positive_rate": true_positive_rate},
+        metrics={
+            "count": count,
+            "accuracy": accuracy_score,
+            "selection_rate": selection_rate,
+            "true_positive_rate": true_positive_rate,
+        },
         y_true=yt,
         y_pred=yp,
         sensitive_features=groups,
     )
-    by_group = {str(g): {k: float(v) for k, v in row.items()} for g, row in frame.by_group.to_dict("index").items()}
+    by_group = {
+        str(g): {k: float(v) for k, v in row.items()} for g, row in frame.by_group.to_dict("index").items()
+    }
     return {
         "positive_label": positive.item() if isinstance(positive, np.generic) else positive,
         "by_group": by_group,
         "overall": {k: float(v) for k, v in frame.overall.items()},
-        "demographic_parity_difference": float(demographic_parity_difference(yt, yp, sensitive_features=groups)),
+        "demographic_parity_difference": float(
+            demographic_parity_difference(yt, yp, sensitive_features=groups)
+        ),
         "equalized_odds_difference": float(equalized_odds_difference(yt, yp, sensitive_features=groups)),
     }
 
@@ -62,7 +73,9 @@ def fairness_of_version(loaded: Any, column: str) -> dict[str, Any]:
         raise InvalidInput(f"{loaded.ref} is not a classifier; fairness metrics need class predictions")
     data = loaded.split()
     if column not in data.feature_names:
-        raise InvalidInput(f"--sensitive: column '{column}' is not a feature of {loaded.ref}; features: {', '.join(data.feature_names)}")
+        raise InvalidInput(
+            f"--sensitive: column '{column}' is not a feature of {loaded.ref}; features: {', '.join(data.feature_names)}"
+        )
     j = data.feature_names.index(column)
     groups, how = sensitive_groups(np.asarray(data.x_test[:, j]), column)
     report = fairness_report(np.asarray(data.y_test), np.asarray(loaded.predict(data.x_test)), groups)

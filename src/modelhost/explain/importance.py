@@ -18,7 +18,11 @@ from modelhost.errors import InvalidInput
 
 
 def permutation_importance(
-    score_fn: Callable[[np.ndarray, np.ndarray], float], x: np.ndarray, y: np.ndarray, repeats: int = 5, seed: int = 0
+    score_fn: Callable[[np.ndarray, np.ndarray], float],
+    x: np.ndarray,
+    y: np.ndarray,
+    repeats: int = 5,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std, per feature, of (baseline score - score with that feature shuffled)."""
     rng = np.random.default_rng(seed)
@@ -32,14 +36,18 @@ def permutation_importance(
     return drops.mean(axis=1), drops.std(axis=1)
 
 
-def explained_function(predict: Callable[[np.ndarray], np.ndarray], predict_proba: Callable[[np.ndarray], np.ndarray] | None) -> Callable[[np.ndarray], np.ndarray]:
+def explained_function(
+    predict: Callable[[np.ndarray], np.ndarray], predict_proba: Callable[[np.ndarray], np.ndarray] | None
+) -> Callable[[np.ndarray], np.ndarray]:
     """What SHAP explains: class probabilities for classifiers, the prediction for regressors."""
     if predict_proba is not None:
         return lambda x: np.asarray(predict_proba(x), dtype=float)
     return lambda x: np.asarray(predict(x), dtype=float).reshape(len(x), -1)[:, 0]
 
 
-def shap_values(fn: Callable[[np.ndarray], np.ndarray], background: np.ndarray, x: np.ndarray, seed: int = 0) -> np.ndarray:
+def shap_values(
+    fn: Callable[[np.ndarray], np.ndarray], background: np.ndarray, x: np.ndarray, seed: int = 0
+) -> np.ndarray:
     """Shapley values, shape [rows, features] (regression) or [rows, features, classes]."""
     import shap
 
@@ -85,16 +93,28 @@ def explain_version(loaded: Any, out_dir: Path, rows: int = 50, repeats: int = 5
     if loaded.is_classifier:
         metric, score_fn = "accuracy", lambda xx, yy: float(accuracy_score(yy, loaded.predict(xx)))
     else:
-        metric, score_fn = "r2", lambda xx, yy: float(r2_score(yy, np.asarray(loaded.predict(xx), dtype=float)))
+        metric, score_fn = (
+            "r2",
+            lambda xx, yy: float(r2_score(yy, np.asarray(loaded.predict(xx), dtype=float))),
+        )
     mean, std = permutation_importance(score_fn, x, y, repeats)
-    background = np.asarray(loaded.info.lineage.get("reference_profile", {}).get("background") or data.x_train[:20], dtype=float)
+    background = np.asarray(
+        loaded.info.lineage.get("reference_profile", {}).get("background") or data.x_train[:20], dtype=float
+    )
     fn = explained_function(loaded.predict, loaded.predict_proba if loaded.is_classifier else None)
     values = shap_values(fn, background, x[:rows])
     g = global_shap(values)
     names = data.feature_names
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = {
-        "permutation_importance": str(bar_png(names, mean, f"permutation importance (drop in {metric})", out_dir / "permutation_importance.png")),
+        "permutation_importance": str(
+            bar_png(
+                names,
+                mean,
+                f"permutation importance (drop in {metric})",
+                out_dir / "permutation_importance.png",
+            )
+        ),
         "shap": str(bar_png(names, g, "mean |SHAP value|", out_dir / "shap_global.png")),
     }
     return {

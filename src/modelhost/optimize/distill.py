@@ -31,7 +31,9 @@ def distill(
     if temperature <= 0:
         raise InvalidInput("--temperature must be positive")
     torch.manual_seed(seed)
-    spec = torch_arch.ArchSpec("mlp", x.shape[1], len(classes), hidden=hidden, output="softmax", classes=tuple(classes))
+    spec = torch_arch.ArchSpec(
+        "mlp", x.shape[1], len(classes), hidden=hidden, output="softmax", classes=tuple(classes)
+    )
     student = torch_arch.build(spec)
     mean, std = standardise(x)
     xs = torch.from_numpy(((x - mean) / std).astype(np.float32))

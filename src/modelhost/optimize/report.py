@@ -27,7 +27,9 @@ class Measurement:
         return dict(self.__dict__)
 
 
-def measure(label: str, loaded: LoadedVersion, x: np.ndarray, y: np.ndarray, repeats: int = 200) -> Measurement:
+def measure(
+    label: str, loaded: LoadedVersion, x: np.ndarray, y: np.ndarray, repeats: int = 200
+) -> Measurement:
     """Median single-row latency over ``repeats`` calls, one full-batch call, accuracy or R²."""
     from sklearn.metrics import accuracy_score, r2_score
 
@@ -46,7 +48,14 @@ def measure(label: str, loaded: LoadedVersion, x: np.ndarray, y: np.ndarray, rep
     else:
         quality_name, quality = "r2", float(r2_score(y, np.asarray(pred, dtype=float).reshape(-1)))
     return Measurement(
-        label, loaded.ref, loaded.info.format, loaded.info.size_bytes, statistics.median(times), batch_ms, quality_name, quality
+        label,
+        loaded.ref,
+        loaded.info.format,
+        loaded.info.size_bytes,
+        statistics.median(times),
+        batch_ms,
+        quality_name,
+        quality,
     )
 
 

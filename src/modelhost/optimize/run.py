@@ -28,9 +28,16 @@ class OptimizeRequest:
     temperature: float = 2.0
 
 
-def _register(registry: Registry, base: VersionInfo, path: Path, step: str, params: dict[str, Any]) -> VersionInfo:
+def _register(
+    registry: Registry, base: VersionInfo, path: Path, step: str, params: dict[str, Any]
+) -> VersionInfo:
     lineage = {k: base.lineage[k] for k in _CARRIED if k in base.lineage}
-    lineage["optimized_from"] = {"model": base.model, "version": base.version, "sha256": base.sha256, "step": step}
+    lineage["optimized_from"] = {
+        "model": base.model,
+        "version": base.version,
+        "sha256": base.sha256,
+        "step": step,
+    }
     return registry.register_version(
         base.model,
         path,
@@ -80,31 +87,50 @@ def optimize(registry: Registry, ref: str, req: OptimizeRequest, repeats: int = 
 
             assert onnx_path is not None
             q = quantize_onnx(onnx_path, tmp / "model.int8.onnx", req.quantize)
-            produced.append((f"quantize {req.quantize}", _register(registry, base.info, q, f"quantize-{req.quantize}", {})))
+            produced.append(
+                (
+                    f"quantize {req.quantize}",
+                    _register(registry, base.info, q, f"quantize-{req.quantize}", {}),
+                )
+            )
         if req.prune:
             if base.info.format != SAFETENSORS:
-                raise InvalidInput(f"--prune works on PyTorch (safetensors) versions; {base.ref} is {base.info.format}")
+                raise InvalidInput(
+                    f"--prune works on PyTorch (safetensors) versions; {base.ref} is {base.info.format}"
+                )
             from modelhost.optimize.prune import prune_magnitude
             from modelhost.runtimes import torch_arch
 
             module, spec = torch_arch.load(registry.artifact_path(base.info))
             stats = prune_magnitude(module, req.prune)
             path = torch_arch.save(module, spec, tmp / "model.pruned.safetensors")
-            produced.append((f"prune {req.prune}", _register(registry, base.info, path, f"prune-{req.prune}", stats)))
+            produced.append(
+                (f"prune {req.prune}", _register(registry, base.info, path, f"prune-{req.prune}", stats))
+            )
         if req.distill_from:
             from modelhost.optimize.distill import distill
             from modelhost.runtimes import torch_arch
 
             teacher = LoadedVersion(registry, req.distill_from)
             if not teacher.is_classifier:
-                raise InvalidInput("--distill-from: distillation needs a classifier teacher (class probabilities)")
+                raise InvalidInput(
+                    "--distill-from: distillation needs a classifier teacher (class probabilities)"
+                )
             classes = list(teacher.info.signature.extra.get("classes") or sorted(set(data.y_train.tolist())))
             student = distill(
-                teacher.predict_proba(data.x_train), data.x_train, classes, req.student_hidden, req.temperature
+                teacher.predict_proba(data.x_train),
+                data.x_train,
+                classes,
+                req.student_hidden,
+                req.temperature,
             )
             teacher.close()
             path = torch_arch.save(student.module, student.spec, tmp / "student.safetensors")
-            params = {"teacher": teacher.ref, "hidden": list(req.student_hidden), "temperature": req.temperature}
+            params = {
+                "teacher": teacher.ref,
+                "hidden": list(req.student_hidden),
+                "temperature": req.temperature,
+            }
             produced.append(("distill", _register(registry, base.info, path, "distill", params)))
     base.close()
     for label, info in produced:
@@ -112,4 +138,3 @@ def optimize(registry: Registry, ref: str, req: OptimizeRequest, repeats: int = 
         rows.append(measure(label, loaded, data.x_test, data.y_test, repeats))
         loaded.close()
     return rows
-

@@ -64,13 +64,17 @@ def _read_frame(spec: DataSpec) -> tuple[pd.DataFrame, str | None]:
 
         name = source.split(":", 1)[1]
         if name not in SKLEARN_SETS:
-            raise InvalidInput(f"data.source: unknown scikit-learn data set '{name}'; known: {', '.join(SKLEARN_SETS)}")
+            raise InvalidInput(
+                f"data.source: unknown scikit-learn data set '{name}'; known: {', '.join(SKLEARN_SETS)}"
+            )
         bunch = getattr(sd, f"load_{name}")(as_frame=True)
         return bunch.frame, "target"
     if source.startswith("synthetic:"):
         name = source.split(":", 1)[1]
         if name not in SYNTHETIC_SETS:
-            raise InvalidInput(f"data.source: unknown synthetic data set '{name}'; known: {', '.join(SYNTHETIC_SETS)}")
+            raise InvalidInput(
+                f"data.source: unknown synthetic data set '{name}'; known: {', '.join(SYNTHETIC_SETS)}"
+            )
         return smart_grid(spec.rows, spec.seed), "load_mw"
     if source == "sql":
         if not spec.url or not spec.query:
@@ -109,7 +113,9 @@ def load_dataset(spec: DataSpec, task: str) -> Dataset:
     if frame.empty:
         raise InvalidInput(f"data.source {spec.source} has no rows")
     if target not in frame.columns:
-        raise InvalidInput(f"data.target: column '{target}' is not in the data; columns: {', '.join(map(str, frame.columns))}")
+        raise InvalidInput(
+            f"data.target: column '{target}' is not in the data; columns: {', '.join(map(str, frame.columns))}"
+        )
     features = spec.features or [str(c) for c in frame.columns if c != target]
     missing = [f for f in features if f not in frame.columns]
     if missing:
@@ -123,20 +129,24 @@ def load_dataset(spec: DataSpec, task: str) -> Dataset:
         raise InvalidInput(f"data.target: task is regression but '{target}' is not numeric ({y.dtype})")
     if task == "classification":
         numeric = pd.api.types.is_numeric_dtype(y)
-        if numeric and (y.nunique() > MAX_CLASSES or (pd.api.types.is_float_dtype(y) and not np.all(np.mod(y, 1) == 0))):
+        if numeric and (
+            y.nunique() > MAX_CLASSES or (pd.api.types.is_float_dtype(y) and not np.all(np.mod(y, 1) == 0))
+        ):
             raise InvalidInput(
                 f"data.target: task is classification but '{target}' holds continuous values; "
                 "use task: regression or a label column"
             )
         if y.nunique() < 2:
-            raise InvalidInput(f"data.target: '{target}' has a single class; classification needs two or more")
+            raise InvalidInput(
+                f"data.target: '{target}' has a single class; classification needs two or more"
+            )
     return Dataset(x=frame[features].reset_index(drop=True), y=y.reset_index(drop=True), target=target)
 
 
 def data_hash(ds: Dataset) -> str:
     """sha256 over the rows (values and column names): the same data gives the same hash."""
     h = hashlib.sha256()
-    h.update("\x00".join(ds.feature_names + [ds.target]).encode())
+    h.update("\x00".join([*ds.feature_names, ds.target]).encode())
     h.update(pd.util.hash_pandas_object(ds.x, index=False).to_numpy().tobytes())
     h.update(pd.util.hash_pandas_object(ds.y, index=False).to_numpy().tobytes())
     return h.hexdigest()

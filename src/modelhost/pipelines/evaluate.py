@@ -13,7 +13,9 @@ REGRESSION_METRICS = ("mse", "mae", "r2")
 LOWER_IS_BETTER = {"mse", "mae"}
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None) -> dict[str, Any]:
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None
+) -> dict[str, Any]:
     """accuracy, macro F1, ROC AUC (one-vs-rest for several classes) and the confusion matrix."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 

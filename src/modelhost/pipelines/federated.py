@@ -18,7 +18,16 @@ from modelhost.errors import InvalidInput
 from modelhost.pipelines.data import load_dataset
 from modelhost.pipelines.evaluate import score
 from modelhost.pipelines.spec import PipelineSpec
-from modelhost.pipelines.torch import TorchFitted, TorchTrainer, _check_params, fold_affine, make_spec, standardise, targets, train_loop
+from modelhost.pipelines.torch import (
+    TorchFitted,
+    TorchTrainer,
+    _check_params,
+    fold_affine,
+    make_spec,
+    standardise,
+    targets,
+    train_loop,
+)
 from modelhost.runtimes import torch_arch
 
 
@@ -26,9 +35,16 @@ def _shards(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     from sklearn.model_selection import StratifiedKFold
 
     try:
-        return [va for _, va in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)]
+        return [
+            va
+            for _, va in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(
+                np.zeros(len(y)), y
+            )
+        ]
     except ValueError as exc:
-        raise InvalidInput(f"federated.clients: cannot give {k} clients a shard of every class: {exc}") from None
+        raise InvalidInput(
+            f"federated.clients: cannot give {k} clients a shard of every class: {exc}"
+        ) from None
 
 
 def fedavg(spec: PipelineSpec, x: np.ndarray, y: np.ndarray, on_round: Any = None) -> TorchFitted:
@@ -63,12 +79,15 @@ def fedavg(spec: PipelineSpec, x: np.ndarray, y: np.ndarray, on_round: Any = Non
                 norm = float(torch.sqrt(sum((d.float() ** 2).sum() for d in delta.values())))
                 scale = min(1.0, fed.clip / (norm + 1e-12))
                 delta = {
-                    k: d * scale + torch.from_numpy(rng.normal(0, fed.dp_noise * fed.clip, d.shape).astype(np.float32))
+                    k: d * scale
+                    + torch.from_numpy(rng.normal(0, fed.dp_noise * fed.clip, d.shape).astype(np.float32))
                     for k, d in delta.items()
                 }
             updates.append(delta)
         weights = sizes / sizes.sum()
-        avg = {k: start[k] + sum(float(w) * u[k] for w, u in zip(weights, updates, strict=True)) for k in start}
+        avg = {
+            k: start[k] + sum(float(w) * u[k] for w, u in zip(weights, updates, strict=True)) for k in start
+        }
         global_model.load_state_dict(avg)
         if on_round is not None:
             on_round(rnd, _folded(global_model, arch, mean, std))
@@ -83,7 +102,9 @@ def _folded(module: Any, arch: torch_arch.ArchSpec, mean: np.ndarray, std: np.nd
     return TorchFitted(copy, arch)
 
 
-def run_federated(spec: PipelineSpec, registry: Any, *, show_progress: bool = True, actor: str = "pipeline") -> Any:
+def run_federated(
+    spec: PipelineSpec, registry: Any, *, show_progress: bool = True, actor: str = "pipeline"
+) -> Any:
     """FedAvg training, then the centralised baseline, then registration of the federated model."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -100,7 +121,10 @@ def run_federated(spec: PipelineSpec, registry: Any, *, show_progress: bool = Tr
     x_tr, x_te, y_tr, y_te = split(spec, ds)
     history: list[float] = []
     with Progress(
-        TextColumn("[bold]FedAvg[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("[bold]FedAvg[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
         disable=not show_progress,
     ) as progress:
         task = progress.add_task("rounds", total=spec.federated.rounds)

@@ -48,7 +48,10 @@ class KerasTrainer:
         p = _check_params(params)
         keras.utils.set_random_seed(self.seed)
         mean, std = standardise(x)
-        layers: list[Any] = [keras.Input(shape=(x.shape[1],)), keras.layers.Normalization(mean=mean, variance=std**2)]
+        layers: list[Any] = [
+            keras.Input(shape=(x.shape[1],)),
+            keras.layers.Normalization(mean=mean, variance=std**2),
+        ]
         for width in p["hidden"]:
             layers.append(keras.layers.Dense(int(width), activation=p["activation"]))
             if float(p["dropout"]) > 0:

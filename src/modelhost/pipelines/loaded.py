@@ -38,7 +38,9 @@ class LoadedVersion:
         self.info: VersionInfo = registry.resolve(ref, version)
         self.ref = f"{self.info.model}/versions/{self.info.version}"
         path = registry.artifact_path(self.info)
-        self.runtime: Runtime = runtime_by_name(self.info.runtime)(path, self.info.signature, registry.settings)
+        self.runtime: Runtime = runtime_by_name(self.info.runtime)(
+            path, self.info.signature, registry.settings
+        )
         self.runtime.load()
         self.input = self.info.signature.inputs[0]
         outputs = [o.name for o in self.info.signature.outputs]
@@ -57,12 +59,16 @@ class LoadedVersion:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         assert self.label_out is not None
-        return np.asarray(self.runtime.predict({self.input.name: self._cast(x)}, [self.label_out])[self.label_out])
+        return np.asarray(
+            self.runtime.predict({self.input.name: self._cast(x)}, [self.label_out])[self.label_out]
+        )
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         if self.proba_out is None:
             raise InvalidInput(f"{self.ref} gives no class probabilities")
-        return np.asarray(self.runtime.predict({self.input.name: self._cast(x)}, [self.proba_out])[self.proba_out])
+        return np.asarray(
+            self.runtime.predict({self.input.name: self._cast(x)}, [self.proba_out])[self.proba_out]
+        )
 
     def close(self) -> None:
         self.runtime.unload()
@@ -83,6 +89,10 @@ class LoadedVersion:
         if all(np.issubdtype(t, np.number) for t in ds.x.dtypes):
             x = x.astype(float)
         x_tr, x_te, y_tr, y_te = train_test_split(
-            x, y, test_size=sp["test_size"], random_state=sp["seed"], stratify=y if sp.get("stratified") else None
+            x,
+            y,
+            test_size=sp["test_size"],
+            random_state=sp["seed"],
+            stratify=y if sp.get("stratified") else None,
         )
         return Split(x_tr, x_te, y_tr, y_te, ds.feature_names, sp["task"], ds)

@@ -34,7 +34,11 @@ def code_version() -> str:
     """The git commit of the modelhost checkout (or 'unknown' outside one)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
         )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -50,9 +54,13 @@ def make_trainer(spec: PipelineSpec, ds: Dataset) -> Trainer:
         return SklearnTrainer(spec.task, spec.preprocess, numeric, categorical, spec.seed)
     if categorical:
         names = ", ".join(ds.feature_names[i] for i in categorical)
-        raise InvalidInput(f"data.features: {spec.framework} pipelines take numeric features only; not numeric: {names}")
+        raise InvalidInput(
+            f"data.features: {spec.framework} pipelines take numeric features only; not numeric: {names}"
+        )
     if ds.x.isna().to_numpy().any():
-        raise InvalidInput(f"data: {spec.framework} pipelines need complete rows; the data has missing values")
+        raise InvalidInput(
+            f"data: {spec.framework} pipelines need complete rows; the data has missing values"
+        )
     if spec.framework == "torch":
         from modelhost.pipelines.torch import TorchTrainer
 
@@ -66,17 +74,25 @@ def split(spec: PipelineSpec, ds: Dataset) -> tuple[np.ndarray, np.ndarray, np.n
     """The train/held-out split; optimize/explain/fairness rebuild it from the version's lineage."""
     from sklearn.model_selection import train_test_split
 
-    x = ds.x.to_numpy(dtype=float) if all(np.issubdtype(t, np.number) for t in ds.x.dtypes) else ds.x.to_numpy()
+    x = (
+        ds.x.to_numpy(dtype=float)
+        if all(np.issubdtype(t, np.number) for t in ds.x.dtypes)
+        else ds.x.to_numpy()
+    )
     y = ds.y.to_numpy()
     stratify = y if spec.task == "classification" else None
     try:
-        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=spec.test_size, random_state=spec.seed, stratify=stratify)
+        x_tr, x_te, y_tr, y_te = train_test_split(
+            x, y, test_size=spec.test_size, random_state=spec.seed, stratify=stratify
+        )
     except ValueError as exc:
         raise InvalidInput(f"test_size: cannot split the data: {exc}") from None
     return x_tr, x_te, y_tr, y_te
 
 
-def evaluate(spec: PipelineSpec, fitted: Fitted, x: np.ndarray, y: np.ndarray, out_dir: Path | None) -> tuple[dict[str, Any], dict[str, str]]:
+def evaluate(
+    spec: PipelineSpec, fitted: Fitted, x: np.ndarray, y: np.ndarray, out_dir: Path | None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Held-out metrics; for classifiers also the ROC curve PNG (when ``out_dir`` is given)."""
     pred = fitted.predict(x)
     if spec.task == "regression":
@@ -95,7 +111,9 @@ def check_gate(registry: Registry, spec: PipelineSpec, metrics: dict[str, Any]) 
     assert spec.promote_if is not None
     metric, op, ref_alias, number = parse_gate(spec.promote_if.when)
     if metric not in metrics:
-        raise InvalidInput(f"promote_if.when: metric '{metric}' is not computed; computed: {', '.join(k for k, v in metrics.items() if isinstance(v, float))}")
+        raise InvalidInput(
+            f"promote_if.when: metric '{metric}' is not computed; computed: {', '.join(k for k, v in metrics.items() if isinstance(v, float))}"
+        )
     value = float(metrics[metric])
     if ref_alias is None:
         threshold = number
@@ -106,14 +124,20 @@ def check_gate(registry: Registry, spec: PipelineSpec, metrics: dict[str, Any]) 
         except (AliasNotFound, ModelNotFound):  # nothing to beat yet
             return True, f"no '{ref_alias}' version yet: promoted ({metric}={value:.4f})"
         if metric not in ref.metrics:
-            raise InvalidInput(f"promote_if.when: {spec.registration.name}@{ref_alias} (v{ref.version}) has no metric '{metric}'")
+            raise InvalidInput(
+                f"promote_if.when: {spec.registration.name}@{ref_alias} (v{ref.version}) has no metric '{metric}'"
+            )
         threshold = float(ref.metrics[metric]) + number
         what = f"{ref_alias} v{ref.version} {ref.metrics[metric]:.4f} {'+' if number >= 0 else '-'} {abs(number)}"
-    ok = {">": value > threshold, ">=": value >= threshold, "<": value < threshold, "<=": value <= threshold}[op]
+    ok = {">": value > threshold, ">=": value >= threshold, "<": value < threshold, "<=": value <= threshold}[
+        op
+    ]
     return ok, f"{metric}={value:.4f} {op} {what} (= {threshold:.4f}): {'pass' if ok else 'fail'}"
 
 
-def run_pipeline(spec: PipelineSpec, registry: Registry, *, show_progress: bool = True, actor: str = "pipeline") -> RunResult:
+def run_pipeline(
+    spec: PipelineSpec, registry: Registry, *, show_progress: bool = True, actor: str = "pipeline"
+) -> RunResult:
     """Train, evaluate and register the best model of ``spec``; apply the promotion gate."""
     if spec.federated is not None:
         from modelhost.pipelines.federated import run_federated
@@ -125,7 +149,9 @@ def run_pipeline(spec: PipelineSpec, registry: Registry, *, show_progress: bool 
     best = search(spec, trainer, x_tr, y_tr, show_progress=show_progress)
     fitted = trainer.fit(best.kind, best.params, x_tr, y_tr)
     extra = {"cv_" + spec.selection_metric: best.cv_mean, "cv_std": best.cv_std}
-    return register_fitted(spec, registry, ds, fitted, extra, {"model": best.kind, **best.params}, x_te, y_te, best, actor)
+    return register_fitted(
+        spec, registry, ds, fitted, extra, {"model": best.kind, **best.params}, x_te, y_te, best, actor
+    )
 
 
 def register_fitted(
@@ -141,7 +167,9 @@ def register_fitted(
     actor: str,
 ) -> RunResult:
     """Evaluate on the held-out set, save plots, register with lineage, set alias, apply the gate."""
-    out_dir = Path(spec.output_dir) if spec.output_dir else registry.settings.home / "runs" / spec.registration.name
+    out_dir = (
+        Path(spec.output_dir) if spec.output_dir else registry.settings.home / "runs" / spec.registration.name
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics, plots = evaluate(spec, fitted, x_te, y_te, out_dir)
     metrics.update(extra_metrics)
@@ -153,12 +181,21 @@ def register_fitted(
         "data_hash": data_hash(ds),
         "code_version": code_version(),
         "data_spec": spec.data.model_dump(),
-        "split": {"test_size": spec.test_size, "seed": spec.seed, "task": spec.task, "stratified": spec.task == "classification"},
+        "split": {
+            "test_size": spec.test_size,
+            "seed": spec.seed,
+            "task": spec.task,
+            "stratified": spec.task == "classification",
+        },
         "feature_names": ds.feature_names,
         "target": ds.target,
         "reference_profile": reference_profile(ds.x, spec.seed),
     }
-    tags = {"framework": spec.framework, "task": spec.task, **({"plots": plots} if plots else {})}
+    tags: dict[str, Any] = {
+        "framework": spec.framework,
+        "task": spec.task,
+        **({"plots": plots} if plots else {}),
+    }
     if best is not None:
         tags["search"] = {"trials": best.trials, "pruned": best.pruned}
     with tempfile.TemporaryDirectory(prefix="modelhost-train-") as tmp:
@@ -175,12 +212,24 @@ def register_fitted(
             actor=actor,
         )
     if spec.registration.alias:
-        registry.set_alias(spec.registration.name, spec.registration.alias, info.version, actor=actor, reason=f"pipeline {spec.name}")
+        registry.set_alias(
+            spec.registration.name,
+            spec.registration.alias,
+            info.version,
+            actor=actor,
+            reason=f"pipeline {spec.name}",
+        )
     result = RunResult(info, metrics, best, plots)
     if gate is not None and spec.promote_if is not None:
         result.promoted, result.gate = gate
         if gate[0]:
-            registry.set_alias(spec.registration.name, spec.promote_if.alias, info.version, actor=actor, reason=f"promote_if {gate[1]}")
+            registry.set_alias(
+                spec.registration.name,
+                spec.promote_if.alias,
+                info.version,
+                actor=actor,
+                reason=f"promote_if {gate[1]}",
+            )
     return result
 
 

@@ -4,7 +4,7 @@ with median pruning after each fold and a Rich progress bar."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,7 +41,9 @@ def _folds(spec: PipelineSpec, x: np.ndarray, y: np.ndarray) -> list[tuple[np.nd
 
     if spec.cv.folds >= 2:
         stratify = spec.task == "classification" and spec.cv.stratified
-        splitter = (StratifiedKFold if stratify else KFold)(n_splits=spec.cv.folds, shuffle=True, random_state=spec.seed)
+        splitter = (StratifiedKFold if stratify else KFold)(
+            n_splits=spec.cv.folds, shuffle=True, random_state=spec.seed
+        )
         try:
             return list(splitter.split(x, y))
         except ValueError as exc:
@@ -54,7 +56,13 @@ def _folds(spec: PipelineSpec, x: np.ndarray, y: np.ndarray) -> list[tuple[np.nd
 
 
 def cross_validate(
-    trainer: Trainer, kind: str, params: dict[str, Any], spec: PipelineSpec, x: np.ndarray, y: np.ndarray, trial: Any = None
+    trainer: Trainer,
+    kind: str,
+    params: dict[str, Any],
+    spec: PipelineSpec,
+    x: np.ndarray,
+    y: np.ndarray,
+    trial: Any = None,
 ) -> list[float]:
     """Score one configuration on each fold; with a trial, report after each fold so Optuna can prune."""
     import optuna
@@ -74,7 +82,9 @@ def cross_validate(
     return scores
 
 
-def search(spec: PipelineSpec, trainer: Trainer, x: np.ndarray, y: np.ndarray, show_progress: bool = True) -> SearchResult:
+def search(
+    spec: PipelineSpec, trainer: Trainer, x: np.ndarray, y: np.ndarray, show_progress: bool = True
+) -> SearchResult:
     """Run the Optuna study; returns the best candidate and its parameters."""
     import optuna
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -82,11 +92,15 @@ def search(spec: PipelineSpec, trainer: Trainer, x: np.ndarray, y: np.ndarray, s
     known = trainer.kinds()
     for i, c in enumerate(spec.candidates):
         if c.type not in known:
-            raise InvalidInput(f"candidates.{i}.type: '{c.type}' is not a {spec.framework} {spec.task} model; known: {', '.join(known)}")
+            raise InvalidInput(
+                f"candidates.{i}.type: '{c.type}' is not a {spec.framework} {spec.task} model; known: {', '.join(known)}"
+            )
     by_name = {f"{i}:{c.type}": c for i, c in enumerate(spec.candidates)}
     has_space = any(c.search for c in spec.candidates) or len(spec.candidates) > 1
     n_trials = spec.search.trials if has_space else 1
-    direction = "minimize" if spec.selection_metric in LOWER_IS_BETTER else "maximize"
+    direction: Literal["minimize", "maximize"] = (
+        "minimize" if spec.selection_metric in LOWER_IS_BETTER else "maximize"
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction=direction,
@@ -96,7 +110,9 @@ def search(spec: PipelineSpec, trainer: Trainer, x: np.ndarray, y: np.ndarray, s
     stds: dict[int, float] = {}
 
     def params_for(trial: Any) -> tuple[CandidateSpec, dict[str, Any]]:
-        name = trial.suggest_categorical("candidate", list(by_name)) if len(by_name) > 1 else next(iter(by_name))
+        name = (
+            trial.suggest_categorical("candidate", list(by_name)) if len(by_name) > 1 else next(iter(by_name))
+        )
         cand = by_name[name]
         sampled = {k: _sample(trial, name, k, r) for k, r in cand.search.items()}
         return cand, {**cand.params, **sampled}
@@ -123,7 +139,9 @@ def search(spec: PipelineSpec, trainer: Trainer, x: np.ndarray, y: np.ndarray, s
             progress.update(task, advance=1, description=best)
 
         # Errors in our own code (bad params) surface at once instead of being recorded as failed trials.
-        study.optimize(objective, n_trials=n_trials, timeout=spec.search.timeout_s, callbacks=[tick], catch=())
+        study.optimize(
+            objective, n_trials=n_trials, timeout=spec.search.timeout_s, callbacks=[tick], catch=()
+        )
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise InvalidInput("search: every trial was pruned or failed; widen the ranges or add trials")

@@ -56,7 +56,9 @@ def preprocessor(prep: PreprocessSpec, numeric: list[int], categorical: list[int
             if prep.encode == "onehot"
             else OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         )
-        parts.append(("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"), encoder), categorical))
+        parts.append(
+            ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"), encoder), categorical)
+        )
     return ColumnTransformer(parts)
 
 
@@ -79,8 +81,16 @@ class SklearnFitted:
 
 
 class SklearnTrainer:
-    def __init__(self, task: str, prep: PreprocessSpec, numeric: list[int], categorical: list[int], seed: int) -> None:
-        self.task, self.prep, self.numeric, self.categorical, self.seed = task, prep, numeric, categorical, seed
+    def __init__(
+        self, task: str, prep: PreprocessSpec, numeric: list[int], categorical: list[int], seed: int
+    ) -> None:
+        self.task, self.prep, self.numeric, self.categorical, self.seed = (
+            task,
+            prep,
+            numeric,
+            categorical,
+            seed,
+        )
         self.factories = _estimators(task)
 
     def kinds(self) -> tuple[str, ...]:
@@ -97,7 +107,9 @@ class SklearnTrainer:
             estimator = factory(**params)
         except TypeError as exc:
             raise InvalidInput(f"candidates: bad parameter for {kind}: {exc}") from None
-        model = Pipeline([("preprocess", preprocessor(self.prep, self.numeric, self.categorical)), ("model", estimator)])
+        model = Pipeline(
+            [("preprocess", preprocessor(self.prep, self.numeric, self.categorical)), ("model", estimator)]
+        )
         try:
             model.fit(x, y)
         except ValueError as exc:

@@ -32,7 +32,9 @@ DEFAULTS: dict[str, Any] = {
 def _check_params(params: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:
-        raise InvalidInput(f"candidates: unknown torch/keras parameter(s) {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")
+        raise InvalidInput(
+            f"candidates: unknown torch/keras parameter(s) {', '.join(unknown)}; known: {', '.join(DEFAULTS)}"
+        )
     p = {**DEFAULTS, **params}
     if isinstance(p["hidden"], int):
         p["hidden"] = [p["hidden"]]
@@ -79,11 +81,15 @@ def targets(spec: torch_arch.ArchSpec, y: np.ndarray) -> Any:
         index = {c: i for i, c in enumerate(spec.classes)}
         return torch.tensor([index[v] for v in y.tolist()], dtype=torch.long)
     if spec.output == "sigmoid":
-        return torch.tensor([float(v == spec.classes[1]) for v in y.tolist()], dtype=torch.float32).unsqueeze(1)
+        return torch.tensor([float(v == spec.classes[1]) for v in y.tolist()], dtype=torch.float32).unsqueeze(
+            1
+        )
     return torch.tensor(np.asarray(y, dtype=np.float32)).unsqueeze(1)
 
 
-def fold_affine(module: Any, mean: np.ndarray, std: np.ndarray, y_mean: float = 0.0, y_std: float = 1.0) -> None:
+def fold_affine(
+    module: Any, mean: np.ndarray, std: np.ndarray, y_mean: float = 0.0, y_std: float = 1.0
+) -> None:
     """Fold input standardisation into the first Linear layer and target scaling into the last:
     W(x-μ)/σ + b = (W/σ)x + (b - W μ/σ)."""
     import torch
@@ -152,7 +158,9 @@ class TorchFitted:
     def predict_proba(self, x: np.ndarray) -> np.ndarray | None:
         if not self.spec.is_classifier:
             return None
-        return head_outputs(self._raw(x), self.spec.output, self.spec.classes, ["predict_proba"])["predict_proba"]
+        return head_outputs(self._raw(x), self.spec.output, self.spec.classes, ["predict_proba"])[
+            "predict_proba"
+        ]
 
     def save(self, directory: Path) -> Path:
         return torch_arch.save(self.module, self.spec, directory / "model.safetensors")
@@ -182,7 +190,9 @@ class TorchTrainer:
         module = torch_arch.build(spec)
         mean, std = standardise(x)
         xs = torch.from_numpy(((x - mean) / std).astype(np.float32))
-        y_mean, y_std = (float(np.mean(y)), float(np.std(y)) or 1.0) if self.task == "regression" else (0.0, 1.0)
+        y_mean, y_std = (
+            (float(np.mean(y)), float(np.std(y)) or 1.0) if self.task == "regression" else (0.0, 1.0)
+        )
         yt = (y - y_mean) / y_std if self.task == "regression" else y
         epochs = train_loop(module, spec, p, xs, targets(spec, np.asarray(yt)), self.seed)
         fold_affine(module, mean, std, y_mean, y_std)

@@ -9,7 +9,9 @@ from modelhost.runtimes.onnx import OnnxRuntime
 from modelhost.runtimes.sklearn import SklearnRuntime
 from modelhost.runtimes.torch import TorchRuntime
 
-RUNTIMES: dict[str, type[Runtime]] = {r.name: r for r in (SklearnRuntime, OnnxRuntime, TorchRuntime, KerasRuntime)}
+RUNTIMES: dict[str, type[Runtime]] = {
+    r.name: r for r in (SklearnRuntime, OnnxRuntime, TorchRuntime, KerasRuntime)
+}
 RUNTIME_BY_FORMAT: dict[str, type[Runtime]] = {f: r for r in RUNTIMES.values() for f in r.formats}
 
 

@@ -40,7 +40,9 @@ def load_keras(path: Path) -> Any:
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except ValueError as exc:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
-            raise UnsafeArtifact(f"{path.name} needs unsafe deserialisation (Lambda/custom code): {exc}") from exc
+            raise UnsafeArtifact(
+                f"{path.name} needs unsafe deserialisation (Lambda/custom code): {exc}"
+            ) from exc
         raise UnsupportedFormat(f"Keras cannot load {path.name}: {exc}") from exc
     except (TypeError, OSError) as exc:
         raise UnsupportedFormat(f"Keras cannot load {path.name}: {exc}") from exc
@@ -56,7 +58,9 @@ def _head(model: Any) -> tuple[str, int]:
 def keras_signature(model: Any) -> Signature:
     in_shape = model.input_shape
     if len(in_shape) != 2:
-        raise UnsupportedFormat(f"only [batch, features] Keras inputs are served; this model takes {in_shape}")
+        raise UnsupportedFormat(
+            f"only [batch, features] Keras inputs are served; this model takes {in_shape}"
+        )
     n_in = int(in_shape[1])
     activation, units = _head(model)
     inputs = (TensorSpec(INPUT_NAME, "FP32", (-1, n_in)),)
@@ -64,7 +68,10 @@ def keras_signature(model: Any) -> Signature:
     if activation == "softmax" or (activation == "sigmoid" and units == 1):
         n = 2 if activation == "sigmoid" else units
         extra["classes"] = list(range(n))
-        outputs = (TensorSpec("predict", "INT64", (-1,)), TensorSpec("predict_proba", "FP32", (-1, n)))
+        outputs: tuple[TensorSpec, ...] = (
+            TensorSpec("predict", "INT64", (-1,)),
+            TensorSpec("predict_proba", "FP32", (-1, n)),
+        )
     else:
         outputs = (TensorSpec("predict", "FP32", (-1,) if units == 1 else (-1, units)),)
     return Signature(inputs=inputs, outputs=outputs, extra=extra)

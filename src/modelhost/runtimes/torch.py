@@ -23,7 +23,7 @@ def arch_signature(spec: torch_arch.ArchSpec, framework: str) -> Signature:
     if spec.is_classifier:
         classes = list(spec.classes) or list(range(max(spec.out_features, 2)))
         n = len(classes)
-        outputs = (
+        outputs: tuple[TensorSpec, ...] = (
             TensorSpec("predict", datatype_of(np.asarray(classes)), (-1,)),
             TensorSpec("predict_proba", "FP32", (-1, n)),
         )
