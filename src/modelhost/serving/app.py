@@ -17,7 +17,7 @@ from modelhost.dataplane.repository import ModelRepository
 from modelhost.registry import Registry
 from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
-from modelhost.serving.rest import admin, v2
+from modelhost.serving.rest import admin, explain, v2
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(v2.router)
     app.include_router(admin.router)
+    app.include_router(explain.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
