@@ -1,4 +1,4 @@
-"""Machine-learning commands: ``train``, ``optimize``, ``explain``, ``fairness``.
+"""Machine-learning commands: ``train``, ``optimize``, ``explain``, ``fairness``, ``score``.
 
 Reports (explanations, fairness) are written as JSON + PNG under
 ``$MODELHOST_HOME/reports/<model>/v<version>/`` next to the version they describe.
@@ -214,7 +214,42 @@ def fairness(
     run(body)
 
 
+def score(
+    ref: Annotated[str, typer.Argument(help="NAME@alias or NAME.")],
+    src: Annotated[str, typer.Argument(help="Input .csv or .parquet (path or fsspec URL).")],
+    dst: Annotated[str, typer.Argument(help="Output .csv or .parquet.")],
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (memory stays flat).")] = 50_000,
+    keep: Annotated[
+        list[str] | None, typer.Option(help="Input column copied to the output (repeatable).")
+    ] = None,
+) -> None:
+    """Batch-score a large file with a registered model, chunk by chunk, with a progress bar."""
+
+    def body() -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from modelhost.pipelines.batch import score_file
+        from modelhost.pipelines.loaded import LoadedVersion
+
+        loaded = LoadedVersion(registry(), ref)
+        with Progress(
+            TextColumn("[bold]score[/] {task.completed:,.0f} rows"), BarColumn(), TimeElapsedColumn()
+        ) as bar:
+            task = bar.add_task("rows", total=None)
+            stats = score_file(
+                loaded,
+                src,
+                dst,
+                chunk_rows=chunk_rows,
+                keep=keep,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        out.print(f"scored {stats.rows:,} rows in {stats.chunks} chunks with {loaded.ref} → {stats.output}")
+
+    run(body)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
-    for command in (train, optimize, explain, fairness):
+    for command in (train, optimize, explain, fairness, score):
         app.command()(command)
