@@ -44,7 +44,8 @@ def _chunks(path: str, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | N
 
 class _Writer:
     def __init__(self, path: str) -> None:
-        self.path, self.parquet, self._pq = path, path.lower().endswith((".parquet", ".pq")), None
+        self.path, self.parquet = path, path.lower().endswith((".parquet", ".pq"))
+        self._pq: Any = None
         if not self.parquet and not path.lower().endswith(".csv"):
             raise InvalidInput(f"{path}: batch scoring writes .csv or .parquet files")
         self.first = True
