@@ -36,7 +36,7 @@ def predict_udf(ref: str, settings: Settings | None = None, *, result_type: str 
 
     # Spark's pandas UDFs take a fixed number of arguments; the columns travel as one struct,
     # which arrives as a DataFrame with the columns in order.
-    @pandas_udf(result_type)  # type: ignore[call-overload]
+    @pandas_udf(result_type)  # type: ignore[call-overload, unused-ignore]  # typed only with pyspark
     def _predict(features: pd.DataFrame) -> pd.Series:
         loaded = _loaded(settings_json, ref)
         y = np.asarray(loaded.predict(features.to_numpy(dtype=float)))
