@@ -12,14 +12,15 @@ from modelhost.pipelines.spec import PreprocessSpec
 
 
 def _estimators(task: str) -> dict[str, Any]:
-    from sklearn import ensemble, linear_model, neighbors, neural_network, svm
+    from sklearn import calibration, ensemble, linear_model, neighbors, neural_network, svm
 
     if task == "classification":
         return {
             "logistic_regression": lambda **p: linear_model.LogisticRegression(**{"max_iter": 2000, **p}),
             "random_forest": ensemble.RandomForestClassifier,
             "gradient_boosting": ensemble.GradientBoostingClassifier,
-            "svc": lambda **p: svm.SVC(**{"probability": True, **p}),
+            # Probabilities by calibration (SVC(probability=True) is deprecated in scikit-learn 1.9).
+            "svc": lambda **p: calibration.CalibratedClassifierCV(svm.SVC(**p), ensemble=False),
             "knn": neighbors.KNeighborsClassifier,
             "mlp": lambda **p: neural_network.MLPClassifier(**{"max_iter": 500, **p}),
         }
