@@ -7,6 +7,7 @@ form, so their size does not change (the report shows it).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from modelhost.errors import InvalidInput
@@ -21,5 +22,12 @@ def quantize_onnx(src: Path, dst: Path, mode: str = "int8") -> Path:
     if mode not in MODES:
         raise InvalidInput(f"--quantize: '{mode}' is not one of {', '.join(MODES)}")
     weight_type = QuantType.QInt8 if mode == "int8" else QuantType.QUInt8
-    quantize_dynamic(str(src), str(dst), weight_type=weight_type)
+    # onnxruntime logs a generic "consider pre-processing" hint on the root logger for every call.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=weight_type)
+    finally:
+        root.setLevel(level)
     return dst
