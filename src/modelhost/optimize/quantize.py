@@ -27,7 +27,9 @@ def quantize_onnx(src: Path, dst: Path, mode: str = "int8") -> Path:
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=weight_type)
+        # Per-channel scales: one outlier column (e.g. a folded-in scaler on a near-constant feature)
+        # would otherwise squash every other weight of the matrix into a few int8 levels.
+        quantize_dynamic(str(src), str(dst), weight_type=weight_type, per_channel=True)
     finally:
         root.setLevel(level)
     return dst

@@ -68,7 +68,7 @@ def table(rows: list[Measurement]) -> Any:
     for m in rows:
         t.add_row(
             m.label,
-            m.ref,
+            "v" + m.ref.rsplit("/", 1)[-1],
             m.format,
             f"{m.size_bytes / 1024:.1f} KiB",
             f"{m.size_bytes / base.size_bytes:.2f}",

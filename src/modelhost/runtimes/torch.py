@@ -73,6 +73,10 @@ class TorchRuntime(Runtime):
     def load(self) -> None:
         import torch
 
+        # One intra-op thread, like the ONNX runtime's sessions: small MLPs gain nothing from more, and
+        # on a busy host a multi-threaded matmul was measured 150x slower (thread contention).
+        # Server concurrency comes from the data plane's worker threads instead.
+        torch.set_num_threads(1)
         self.module, self.spec = torch_arch.load(self.path)
         self._torch = torch
 
