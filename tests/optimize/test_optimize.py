@@ -62,3 +62,18 @@ def test_prune_needs_torch(registry: Registry, iris_skops) -> None:  # type: ign
     registry.register_version("plain", iris_skops)
     with pytest.raises(InvalidInput, match="not trained by a modelhost pipeline"):
         optimize(registry, "plain", OptimizeRequest(to_onnx=True), repeats=2)
+
+
+def test_failing_step_registers_nothing(registry: Registry) -> None:
+    spec = spec_dict(
+        task="regression",
+        data={"source": "synthetic:smart_grid", "rows": 200},
+        candidates=[{"type": "gradient_boosting", "params": {"n_estimators": 5}}],
+        cv={"folds": 0},
+        register={"name": "g"},
+    )
+    run_pipeline(parse_spec(spec), registry, show_progress=False)
+    # the ONNX conversion succeeds, the int8 step cannot quantize a tree ensemble: nothing is registered
+    with pytest.raises(InvalidInput, match="cannot quantize this graph"):
+        optimize(registry, "g", OptimizeRequest(to_onnx=True, quantize="int8"), repeats=2)
+    assert [v.version for v in registry.list_versions("g")] == [1]

@@ -95,9 +95,9 @@ def train(
             out.print(
                 f"confusion matrix (rows: true {result.metrics['labels']}): {result.metrics['confusion_matrix']}"
             )
-        rounds = result.metrics.get("federated_rounds_accuracy")
-        if rounds:
-            out.print("FedAvg accuracy by round: " + " ".join(f"{a:.4f}" for a in rounds))
+        history = result.metrics.get("federated_rounds_accuracy")
+        if history:
+            out.print("FedAvg accuracy by round: " + " ".join(f"{a:.4f}" for a in history))
         for name, p in result.plots.items():
             out.print(f"{name}: {p}")
         if result.gate:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from modelhost.errors import InvalidInput
+from modelhost.errors import InvalidInput, UnsupportedFormat
 
 MODES = ("int8", "uint8")
 
@@ -30,6 +30,11 @@ def quantize_onnx(src: Path, dst: Path, mode: str = "int8") -> Path:
         # Per-channel scales: one outlier column (e.g. a folded-in scaler on a near-constant feature)
         # would otherwise squash every other weight of the matrix into a few int8 levels.
         quantize_dynamic(str(src), str(dst), weight_type=weight_type, per_channel=True)
+    except ValueError as exc:  # graphs of ai.onnx.ml operators only (trees, linear models)
+        raise UnsupportedFormat(
+            f"--quantize: onnxruntime cannot quantize this graph ({exc}); tree and linear models converted "
+            "from scikit-learn use ai.onnx.ml operators that have no int8 form"
+        ) from None
     finally:
         root.setLevel(level)
     return dst

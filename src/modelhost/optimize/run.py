@@ -74,6 +74,8 @@ def optimize(registry: Registry, ref: str, req: OptimizeRequest, repeats: int = 
     base = LoadedVersion(registry, ref)
     data = base.split()
     rows = [measure("base", base, data.x_test, data.y_test, repeats)]
+    # Every step runs before anything is registered: a failing step leaves the registry unchanged.
+    pending: list[tuple[str, Path, str, dict[str, Any]]] = []
     produced: list[tuple[str, VersionInfo]] = []
     with tempfile.TemporaryDirectory(prefix="modelhost-optimize-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -81,18 +83,13 @@ def optimize(registry: Registry, ref: str, req: OptimizeRequest, repeats: int = 
         if req.to_onnx or req.quantize:
             onnx_path = _onnx_of(base, tmp / "model.onnx")
             if req.to_onnx and base.info.format != ONNX:
-                produced.append(("onnx", _register(registry, base.info, onnx_path, "onnx", {})))
+                pending.append(("onnx", onnx_path, "onnx", {}))
         if req.quantize:
             from modelhost.optimize.quantize import quantize_onnx
 
             assert onnx_path is not None
             q = quantize_onnx(onnx_path, tmp / "model.int8.onnx", req.quantize)
-            produced.append(
-                (
-                    f"quantize {req.quantize}",
-                    _register(registry, base.info, q, f"quantize-{req.quantize}", {}),
-                )
-            )
+            pending.append((f"quantize {req.quantize}", q, f"quantize-{req.quantize}", {}))
         if req.prune:
             if base.info.format != SAFETENSORS:
                 raise InvalidInput(
@@ -104,9 +101,7 @@ def optimize(registry: Registry, ref: str, req: OptimizeRequest, repeats: int = 
             module, spec = torch_arch.load(registry.artifact_path(base.info))
             stats = prune_magnitude(module, req.prune)
             path = torch_arch.save(module, spec, tmp / "model.pruned.safetensors")
-            produced.append(
-                (f"prune {req.prune}", _register(registry, base.info, path, f"prune-{req.prune}", stats))
-            )
+            pending.append((f"prune {req.prune}", path, f"prune-{req.prune}", stats))
         if req.distill_from:
             from modelhost.optimize.distill import distill
             from modelhost.runtimes import torch_arch
@@ -131,7 +126,9 @@ def optimize(registry: Registry, ref: str, req: OptimizeRequest, repeats: int = 
                 "hidden": list(req.student_hidden),
                 "temperature": req.temperature,
             }
-            produced.append(("distill", _register(registry, base.info, path, "distill", params)))
+            pending.append(("distill", path, "distill", params))
+        for label, path, step, params in pending:
+            produced.append((label, _register(registry, base.info, path, step, params)))
     base.close()
     for label, info in produced:
         loaded = LoadedVersion(registry, info.model, version=info.version)
