@@ -1,4 +1,5 @@
-"""Batch scoring: chunked (modelhost.pipelines.batch.score_file) vs. reading the whole file at once.
+"""Batch scoring: chunked (modelhost.pipelines.batch.score_file) vs. reading the whole file at once
+(and a load-only run: the memory floor of the process before any data).
 
 Both score the same CSV with the same registered model, each in its own process so peak RSS is
 measured separately; prints wall time, rows/s and peak memory side by side with ratios.
@@ -48,6 +49,8 @@ def _child(mode: str, home: Path, src: Path, chunk_rows: int) -> None:
 
     loaded = LoadedVersion(Registry(Settings(home=home)), "grid")
     out = home / f"out-{mode}.csv"
+    if mode == "load-only":  # the floor: interpreter, libraries and the model, no data
+        return
     if mode == "chunked":
         score_file(loaded, str(src), str(out), chunk_rows=chunk_rows)
     else:
@@ -80,11 +83,13 @@ def main() -> None:
         home = Path(tmp)
         src = _setup(home, args.rows)
         print(f"{args.rows:,} rows, {src.stat().st_size / 2**20:.0f} MiB CSV, chunk {args.chunk_rows:,} rows")
-        results = {m: _run(m, home, src, args.chunk_rows) for m in ("whole-file", "chunked")}
+        results = {m: _run(m, home, src, args.chunk_rows) for m in ("whole-file", "chunked", "load-only")}
         base_t, base_m = results["whole-file"]
         print(f"{'mode':<12}{'wall s':>9}{'rows/s':>12}{'peak RSS MiB':>14}{'time ×':>8}{'memory ×':>10}")
         for mode, (t, m) in results.items():
-            print(f"{mode:<12}{t:>9.1f}{args.rows / t:>12,.0f}{m / 1024:>14.0f}{t / base_t:>8.2f}{m / base_m:>10.2f}")
+            print(
+                f"{mode:<12}{t:>9.1f}{args.rows / t:>12,.0f}{m / 1024:>14.0f}{t / base_t:>8.2f}{m / base_m:>10.2f}"
+            )
 
 
 if __name__ == "__main__":
