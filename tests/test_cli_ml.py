@@ -40,3 +40,23 @@ def test_train_errors_are_messages(tmp_path: Path, monkeypatch) -> None:  # type
     )
     res = runner.invoke(app, ["train", str(spec)])
     assert res.exit_code == 1 and "data.taget: unknown field" in res.output
+
+
+def test_train_federated_flags(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MODELHOST_HOME", str(tmp_path))
+    spec = tmp_path / "f.yaml"
+    spec.write_text(
+        "name: f\nframework: torch\ndata: {source: 'sklearn:iris'}\n"
+        "candidates: [{type: mlp, params: {hidden: [8], epochs: 5}}]\nregister: {name: fed}\n"
+    )
+    res = CliRunner().invoke(
+        app, ["train", str(spec), "--federated", "--rounds", "2", "--clients", "3", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["model"] == "fed" and "centralized_accuracy" in summary["metrics"]
+    from modelhost.config import Settings
+    from modelhost.registry import Registry
+
+    params = Registry(Settings(home=tmp_path)).get_version("fed", 1).params
+    assert params["federated"]["rounds"] == 2 and params["federated"]["clients"] == 3
