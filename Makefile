@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 # Optional dependency groups from pyproject.toml that the demo and the tests need.
-EXTRAS ?= dev,grpc,gateway,llm
+EXTRAS ?= dev,grpc,gateway,llm,train
 
 .PHONY: demo test lint install serve clean
 

@@ -62,7 +62,8 @@ def test_runtime_lookup_errors() -> None:
     assert runtime_for_format("skops") is SklearnRuntime
     assert runtime_by_name("onnx") is OnnxRuntime
     assert runtime_for_format("gguf").name == "llm"
+    assert runtime_for_format("keras").name == "keras"
     with pytest.raises(UnsupportedFormat, match="no runtime"):
-        runtime_for_format("keras")
+        runtime_for_format("pmml")
     with pytest.raises(UnsupportedFormat, match="unknown runtime"):
         runtime_by_name("tensorflow")

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from modelhost import __version__
-from modelhost.cli import demo, gateway_cmds, monitor, predict, registry_cmds, rollout, serve
+from modelhost.cli import demo, gateway_cmds, ml, monitor, predict, registry_cmds, rollout, serve
 from modelhost.cli.common import out
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.command()(demo.demo)
 app.command()(monitor.drift)
 app.command()(monitor.status)
 gateway_cmds.register(app)
+ml.register(app)
 
 
 def _version_callback(value: bool) -> None:

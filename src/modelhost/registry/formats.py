@@ -78,7 +78,8 @@ def detect_format(path: str | Path) -> str:
     if _is_onnx(path):
         return ONNX
     raise UnsupportedFormat(
-        f"{path.name} is not a recognised safe model format; accepted: skops (.skops), ONNX (.onnx)"
+        f"{path.name} is not a recognised safe model format; accepted: skops (.skops), ONNX (.onnx), "
+        "safetensors (.safetensors), Keras 3 (.keras)"
     )
 
 

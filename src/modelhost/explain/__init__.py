@@ -1,0 +1,1 @@
+"""Explanations (permutation importance, SHAP) and fairness reports for registered versions."""

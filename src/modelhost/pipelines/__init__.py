@@ -1,0 +1,1 @@
+"""Training pipelines: a YAML spec → data → CV + Optuna search → final fit → registered version."""
