@@ -123,3 +123,30 @@ def test_grafana_dashboard_uses_only_exported_metrics(mon: TestClient) -> None:
                 base = next((metric.removesuffix(s) for s in suffixes if metric.endswith(s)), metric)
                 assert metric in exported or base in declared, (panel["title"], metric)
     time.sleep(0)
+
+
+def test_gateway_denials_and_key_usage_are_metrics(settings: Settings, iris_registry: Registry) -> None:
+    from modelhost.gateway.keys import KeyService
+
+    keys = KeyService(iris_registry.session, settings)
+    _, reader = keys.create("reader", ["infer:digits"])
+    _, user = keys.create("user", ["infer"])
+    body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+    with TestClient(create_app(settings.model_copy(update={"auth": "keys"}), registry=iris_registry)) as c:
+        assert c.post("/v2/models/iris/infer", json=body).status_code == 401
+        assert (
+            c.post(
+                "/v2/models/iris/infer", json=body, headers={"Authorization": f"Bearer {reader}"}
+            ).status_code
+            == 403
+        )
+        assert (
+            c.post(
+                "/v2/models/iris/infer", json=body, headers={"Authorization": f"Bearer {user}"}
+            ).status_code
+            == 200
+        )
+        metrics = samples(c)
+    assert value(metrics, "modelhost_gateway_denials_total", key_id="unknown", reason="unauthorized") == 1
+    reader_id = reader.split("_")[2]
+    assert value(metrics, "modelhost_gateway_denials_total", key_id=reader_id, reason="forbidden") == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -56,6 +57,10 @@ def make_backend(settings: Settings) -> Backend:
             raise InvalidInput("MODELHOST_RATE_LIMIT_BACKEND=redis needs MODELHOST_REDIS_URL")
         return RedisBackend(settings.redis_url)
     return MemoryBackend()
+
+
+if TYPE_CHECKING:
+    from modelhost.monitoring.metrics import Metrics
 
 
 class Reservation:
@@ -116,6 +121,12 @@ class Reservation:
         await self.gateway.limiter.release(
             self.admission, tokens=used_in + out, cost_micro=round(cost * MICRO)
         )
+        metrics = self.gateway.metrics
+        if metrics is not None:
+            if used_in + out:
+                metrics.key_tokens.labels(self.key.key_id, self.model.partition("@")[0]).inc(used_in + out)
+            if cost:
+                metrics.key_cost.labels(self.key.key_id).inc(cost)
 
 
 class Gateway:
@@ -126,6 +137,7 @@ class Gateway:
         self.limiter = Limiter(backend or make_backend(settings), fail_open=settings.limits_fail_open)
         self.meter = Meter(registry.session)
         self.audit = AuditLog(registry.session)
+        self.metrics: Metrics | None = None  # set by the app: tokens and cost per key id
 
     @property
     def open(self) -> bool:

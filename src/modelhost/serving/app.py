@@ -45,6 +45,7 @@ def create_app(
         plane = DataPlane(reg, ModelRepository(reg, settings, Metrics()), settings)
         app.state.plane = plane
         gateway = Gateway(reg, settings, limits_backend)
+        gateway.metrics = plane.metrics
         app.state.gateway = gateway
         log.info("auth mode: %s", gateway.mode)
         if settings.load_on_start:

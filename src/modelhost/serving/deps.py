@@ -73,10 +73,13 @@ async def authenticate(
     """The caller's key: verified (401 if malformed, unknown, revoked or expired), or the anonymous
     caller when the server runs in auth mode ``none`` and no key was sent."""
     gateway: Gateway = request.app.state.gateway
-    return await gateway.authenticate(presented_key(request))
+    key = await gateway.authenticate(presented_key(request))
+    request.scope[KEY_ID_SCOPE] = key.key_id  # labels 403/429 metrics with the key's public id
+    return key
 
 
 CurrentKey = Annotated[ApiKey, Depends(authenticate)]
+KEY_ID_SCOPE = "modelhost.key_id"
 
 
 async def require_admin(key: CurrentKey) -> str:

@@ -70,9 +70,18 @@ def format_validation_errors(errors: list[Any]) -> str:
     return "invalid request: " + "; ".join(parts) + more
 
 
+def _count_denial(request: Request, exc: ModelhostError) -> None:
+    plane = getattr(request.app.state, "plane", None)
+    if plane is not None:
+        key_id = request.scope.get("modelhost.key_id", "unknown")
+        plane.metrics.denials.labels(key_id, exc.code).inc()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelhostError)
     async def _modelhost_error(request: Request, exc: ModelhostError) -> JSONBytes:
+        if exc.status_code in (401, 403, 429):
+            _count_denial(request, exc)
         # RateLimited carries Retry-After and x-ratelimit-* headers
         headers = getattr(exc, "headers", None)
         return error_response(request, exc.status_code, exc.message, exc.code, exc.param, headers=headers)
