@@ -17,8 +17,8 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Start the server afterwards.")
     ] = False,
 ) -> None:
-    """Train iris and digits classifiers and register SmolLM2 and MiniLM (alias 'production'), print
-    curl examples."""
+    """Train iris and digits classifiers and register SmolLM2, MiniLM, Whisper, Bergamot and
+    EfficientNet (alias 'production'), print curl examples."""
     from modelhost.demo import curl_examples, openai_example, register_demo_llms, register_demo_models
 
     def body() -> None:
@@ -28,6 +28,10 @@ def demo(
             models = register_demo_models(reg)
         with out.status("registering SmolLM2 and MiniLM (the GGUF is converted once, then cached)…"):
             models += register_demo_llms(reg)
+        with out.status("registering Whisper, Bergamot and EfficientNet (converted to ONNX once)…"):
+            from modelhost.demo_tasks import register_demo_tasks
+
+            models += register_demo_tasks(reg)
         for m in models:
             note = (
                 "already registered"

@@ -10,12 +10,14 @@ import numpy as np
 
 from modelhost import __version__
 from modelhost.config import Settings
+from modelhost.dataplane.graph import run_graph
 from modelhost.dataplane.repository import LoadedModel, ModelRepository, ModelState
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, Tensor
 from modelhost.errors import InvalidInput, ModelhostError, ModelNotReady
 from modelhost.registry import Registry, VersionInfo
 from modelhost.registry.service import parse_model_ref
 from modelhost.runtimes.base import Runtime, Signature, datatype_of
+from modelhost.runtimes.graph import GraphRuntime
 
 R = TypeVar("R", bound=Runtime)
 
@@ -25,6 +27,10 @@ PLATFORMS = {
     "onnx": "onnxruntime_onnx",
     "llm": "transformers_llm",
     "embeddings": "sentence_transformers",
+    "whisper": "faster_whisper_ctranslate2",
+    "translation": "bergamot",
+    "image-classifier": "onnxruntime_image_classifier",
+    "graph": "modelhost_graph",
 }
 
 
@@ -212,6 +218,10 @@ class DataPlane:
         runtime = entry.runtime
         if runtime is None:
             raise ModelNotReady(f"model '{info.model}' version {info.version} was unloaded")
+        if isinstance(runtime, GraphRuntime):
+            response = await run_graph(self, info, runtime, inputs, outputs)
+            response.model_name, response.id = ref, request.id
+            return response
         try:
             result = await anyio.to_thread.run_sync(runtime.predict, inputs, outputs)
         except ModelhostError:

@@ -17,7 +17,7 @@ from modelhost.dataplane.repository import ModelRepository
 from modelhost.registry import Registry
 from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
-from modelhost.serving.rest import admin, v2
+from modelhost.serving.rest import admin, tasks, v2
 from modelhost.serving.rest.openai import routes as openai_routes
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     app.include_router(v2.router)
     app.include_router(admin.router)
     app.include_router(openai_routes.router)
+    app.include_router(tasks.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
