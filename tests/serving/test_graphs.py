@@ -1,0 +1,66 @@
+"""A registered model graph: speech -> transcript -> Portuguese translation, served over OIP v2."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from modelhost.registry import Registry
+
+BECKETT = Path(__file__).parent.parent / "data" / "beckett.wav"
+
+
+@pytest.fixture(scope="module")
+def speech_graph(task_registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> str:
+    graph = {
+        "inputs": [{"name": "audio", "datatype": "BYTES", "shape": [-1]}],
+        "steps": [
+            {"name": "transcribe", "model": "whisper", "version": 1, "inputs": {"audio": "$audio"}},
+            {"name": "translate", "model": "translate", "version": 1, "inputs": {"text": "transcribe.text"}},
+        ],
+        "outputs": {"transcript": "transcribe.text", "portuguese": "translate.translation"},
+    }
+    path = tmp_path_factory.mktemp("graphs") / "speech-pt.json"
+    path.write_text(json.dumps(graph))
+    task_registry.register_version("speech-pt", path, task="graph")
+    return "speech-pt"
+
+
+def test_graph_returns_each_steps_output_and_latency(task_client: TestClient, speech_graph: str) -> None:
+    audio = base64.b64encode(BECKETT.read_bytes()).decode()
+    r = task_client.post(
+        f"/v2/models/{speech_graph}/infer",
+        json={"inputs": [{"name": "audio", "datatype": "BYTES", "shape": [1], "data": [audio]}]},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    out = {o["name"]: o["data"][0] for o in body["outputs"]}
+    assert "fail better" in out["transcript"].lower()
+    assert "tente novamente" in out["portuguese"].lower()  # "try again"
+    steps = body["parameters"]["steps"]
+    assert [(s["step"], s["model"], s["version"]) for s in steps] == [
+        ("transcribe", "whisper", 1),
+        ("translate", "translate", 1),
+    ]
+    assert all(s["latency_ms"] > 0 for s in steps)
+    assert body["parameters"]["latency_ms"] >= sum(s["latency_ms"] for s in steps)
+
+
+def test_graph_metadata_lists_its_pinned_steps(task_client: TestClient, speech_graph: str) -> None:
+    meta = task_client.get(f"/v2/models/{speech_graph}").json()
+    assert meta["platform"] == "modelhost_graph"
+    assert [i["name"] for i in meta["inputs"]] == ["audio"]
+    assert {o["name"] for o in meta["outputs"]} == {"transcript", "portuguese"}
+
+
+def test_a_failing_step_is_named_in_the_400(task_client: TestClient, speech_graph: str) -> None:
+    r = task_client.post(
+        f"/v2/models/{speech_graph}/infer",
+        json={"inputs": [{"name": "audio", "datatype": "BYTES", "shape": [1], "data": ["bm90IGF1ZGlv"]}]},
+    )
+    assert r.status_code == 400
+    assert "graph step 'transcribe'" in r.json()["error"]
