@@ -82,3 +82,41 @@ def test_zero_shot_bad_requests(llm_client: TestClient) -> None:
     assert r.status_code == 400 and "labels" in r.json()["error"]["message"]
     r = llm_client.post("/v1/classifications", json={"model": "minilm", "input": [""], "labels": ["a", "b"]})
     assert r.status_code == 400
+
+
+def test_few_shot_head_trained_from_csv_and_served_as_a_graph(llm_client: TestClient, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from modelhost.fewshot import train_text_classifier
+
+    rows = [
+        ("I love this product, it works perfectly", "positive"),
+        ("Fantastic service and a friendly team", "positive"),
+        ("Great value, I would buy it again", "positive"),
+        ("Absolutely wonderful experience", "positive"),
+        ("Terrible quality, it broke after a day", "negative"),
+        ("The worst support I have ever had", "negative"),
+        ("Awful, a complete waste of money", "negative"),
+        ("I am very disappointed and angry", "negative"),
+    ]
+    csv_path = tmp_path / "reviews.csv"
+    csv_path.write_text("text,label\n" + "".join(f'"{t}",{lab}\n' for t, lab in rows))
+    registry = llm_client.app.state.plane.registry  # type: ignore[attr-defined]
+    trained = train_text_classifier(registry, "sentiment", csv_path, "minilm")
+    assert trained.classes == ("negative", "positive") and trained.train_accuracy == 1.0
+    r = llm_client.post(
+        "/v2/models/sentiment/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "text",
+                    "datatype": "BYTES",
+                    "shape": [2],
+                    "data": ["What a delightful purchase, very happy", "Broken on arrival, horrible"],
+                }
+            ]
+        },
+    )
+    assert r.status_code == 200, r.text
+    out = {o["name"]: o for o in r.json()["outputs"]}
+    assert out["label"]["data"] == ["positive", "negative"]
+    assert out["probabilities"]["shape"] == [2, 2]
+    assert [s["step"] for s in r.json()["parameters"]["steps"]] == ["embed", "head"]

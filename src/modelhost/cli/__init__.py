@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from modelhost import __version__
-from modelhost.cli import demo, predict, registry_cmds, serve
+from modelhost.cli import demo, predict, registry_cmds, serve, train
 from modelhost.cli.common import out
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(registry_cmds.models_app, name="models")
 app.add_typer(registry_cmds.versions_app, name="versions")
 app.add_typer(registry_cmds.aliases_app, name="aliases")
+app.add_typer(train.train_app, name="train")
 app.command()(serve.serve)
 app.command()(serve.config)
 app.command()(predict.predict)
