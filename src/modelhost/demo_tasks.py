@@ -93,3 +93,15 @@ def register_demo_tasks(registry: Registry) -> list[DemoModel]:
         registry.set_alias(name, "production", version, actor="demo", reason="demo", protect=True)
         done.append(DemoModel(name, version, float("nan"), skipped=False))
     return done
+
+
+def tasks_example(base: str) -> str:
+    """One request per task model, printed by ``modelhost demo``."""
+    return f"""\
+  curl -s {base}/v1/audio/transcriptions -F file=@tests/data/beckett.wav -F model=whisper
+  curl -s {base}/v1/translations -H 'Content-Type: application/json' \\
+       -d '{{"model":"translate","source":"en","target":"pt","text":["Where is the train station?"]}}'
+  curl -s {base}/v1/summaries -H 'Content-Type: application/json' \\
+       -d '{{"model":"minilm","sentences":1,"text":"Buses are new. The budget adds buses. Cats sleep."}}'
+  image classification (OIP v2, base64 BYTES): see docs/tasks.md
+"""

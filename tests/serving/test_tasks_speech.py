@@ -85,3 +85,13 @@ def test_oip_v2_speech_with_base64_bytes(task_client: TestClient) -> None:
         json={"inputs": [{"name": "audio", "datatype": "BYTES", "shape": [1], "data": ["not base64!"]}]},
     )
     assert r.status_code == 400 and "base64" in r.json()["error"]
+
+
+def test_official_openai_sdk_transcribes(task_client: TestClient) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=task_client)
+    with open(BECKETT, "rb") as f:
+        result = client.audio.transcriptions.create(model="whisper", file=f, response_format="verbose_json")
+    assert "fail better" in result.text.lower()
+    assert result.segments and result.segments[-1].text.strip().lower().startswith("fail better")

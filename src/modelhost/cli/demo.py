@@ -20,6 +20,7 @@ def demo(
     """Train iris and digits classifiers and register SmolLM2, MiniLM, Whisper, Bergamot and
     EfficientNet (alias 'production'), print curl examples."""
     from modelhost.demo import curl_examples, openai_example, register_demo_llms, register_demo_models
+    from modelhost.demo_tasks import register_demo_tasks, tasks_example
 
     def body() -> None:
         s = settings()
@@ -29,8 +30,6 @@ def demo(
         with out.status("registering SmolLM2 and MiniLM (the GGUF is converted once, then cached)…"):
             models += register_demo_llms(reg)
         with out.status("registering Whisper, Bergamot and EfficientNet (converted to ONNX once)…"):
-            from modelhost.demo_tasks import register_demo_tasks
-
             models += register_demo_tasks(reg)
         for m in models:
             note = (
@@ -42,7 +41,7 @@ def demo(
         base = f"http://{s.host}:{s.port}"
         out.print(
             f"\nregistry: {s.resolved_database_url}\n\ntry, once the server is up:\n"
-            f"{curl_examples(base)}\n{openai_example(base)}\n",
+            f"{curl_examples(base)}\n{openai_example(base)}\n{tasks_example(base)}",
             highlight=False,
             soft_wrap=True,
         )
