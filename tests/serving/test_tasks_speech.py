@@ -95,3 +95,13 @@ def test_official_openai_sdk_transcribes(task_client: TestClient) -> None:
         result = client.audio.transcriptions.create(model="whisper", file=f, response_format="verbose_json")
     assert "fail better" in result.text.lower()
     assert result.segments and result.segments[-1].text.strip().lower().startswith("fail better")
+
+
+def test_oversize_upload_is_a_413_in_openai_shape(task_registry) -> None:  # type: ignore[no-untyped-def]
+    from modelhost.serving.app import create_app
+
+    settings = task_registry.settings.model_copy(update={"max_body_bytes": 10_000, "load_on_start": False})
+    with TestClient(create_app(settings, registry=task_registry)) as client:
+        r = _transcribe(client, BECKETT.read_bytes())
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
