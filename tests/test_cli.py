@@ -133,7 +133,7 @@ def test_demo_registers_both_models_once(cli, monkeypatch: pytest.MonkeyPatch) -
     assert r.exit_code == 0, r.output
     assert "iris@production → version 1" in r.output and "digits@production → version 1" in r.output
     assert "smollm2@production → version 1" in r.output and "minilm@production → version 1" in r.output
-    for task_model in ("whisper", "translate", "efficientnet"):
+    for task_model in ("whisper", "translate", "efficientnet", "speech-pt"):
         assert f"{task_model}@production → version 1" in r.output
     assert "curl" in r.output
     r = cli("demo")

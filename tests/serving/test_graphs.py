@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,14 @@ BECKETT = Path(__file__).parent.parent / "data" / "beckett.wav"
 
 
 @pytest.fixture(scope="module")
-def speech_graph(task_registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> str:
-    graph = {
-        "inputs": [{"name": "audio", "datatype": "BYTES", "shape": [-1]}],
-        "steps": [
-            {"name": "transcribe", "model": "whisper", "version": 1, "inputs": {"audio": "$audio"}},
-            {"name": "translate", "model": "translate", "version": 1, "inputs": {"text": "transcribe.text"}},
-        ],
-        "outputs": {"transcript": "transcribe.text", "portuguese": "translate.translation"},
-    }
-    path = tmp_path_factory.mktemp("graphs") / "speech-pt.json"
-    path.write_text(json.dumps(graph))
-    task_registry.register_version("speech-pt", path, task="graph")
+def speech_graph(task_registry: Registry) -> str:
+    """The demo's graph (modelhost.demo_tasks.speech_graph), registered from its JSON file."""
+    info = task_registry.resolve("speech-pt@production")
+    assert info.runtime == "graph" and info.format == "graph"
+    assert [(s["model"], s["version"]) for s in info.signature.extra["steps"]] == [
+        ("whisper", 1),
+        ("translate", 1),
+    ]
     return "speech-pt"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,10 @@ class TranslationRuntime(Runtime):
         self.engines: dict[str, Any] = {
             pair: native.NativeDirection(str(self.path / sub)) for pair, sub in self.pairs.items()
         }
+        self._pool = ThreadPoolExecutor(self.settings.task_threads, thread_name_prefix="translate")
 
     def unload(self) -> None:
+        self._pool.shutdown(wait=True)
         self.engines.clear()
 
     def check_pair(self, source: str, target: str) -> str:
@@ -94,15 +97,19 @@ class TranslationRuntime(Runtime):
             if len(t) > MAX_TEXT_CHARS:
                 raise InvalidInput(f"text[{i}] has {len(t)} characters; the limit is {MAX_TEXT_CHARS}")
         engine = self.engines[pair]
-        # Line by line: the models are sentence-level and drop or merge content across newlines.
-        out = []
-        for t in texts:
-            lines = [
+
+        def one(text: str) -> str:
+            # Line by line: the models are sentence-level and drop or merge content across newlines.
+            return "\n".join(
                 postprocess(engine.translate(x), direction=pair, source_text=x) if x.strip() else x
-                for x in t.split("\n")
-            ]
-            out.append("\n".join(lines))
-        return out
+                for x in text.split("\n")
+            )
+
+        if len(texts) == 1 or self.settings.task_threads == 1:
+            return [one(t) for t in texts]
+        # The engine has no batch call but releases the GIL and is thread-safe, so a batch of texts
+        # is spread over task_threads threads.
+        return list(self._pool.map(one, texts))
 
     def predict(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         texts = [x.decode() if isinstance(x, bytes) else str(x) for x in inputs["text"].reshape(-1)]
