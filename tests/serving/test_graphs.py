@@ -59,3 +59,59 @@ def test_a_failing_step_is_named_in_the_400(task_client: TestClient, speech_grap
     )
     assert r.status_code == 400
     assert "graph step 'transcribe'" in r.json()["error"]
+
+
+def test_image_plus_text_graph(task_client: TestClient, task_registry: Registry, tmp_path: Path) -> None:
+    """A multimodal request: an image's best label and a caption, both translated to Portuguese."""
+    import io
+    import json
+
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    graph = {
+        "inputs": [
+            {"name": "image", "datatype": "BYTES", "shape": [-1]},
+            {"name": "caption", "datatype": "BYTES", "shape": [-1]},
+        ],
+        "steps": [
+            {"name": "classify", "model": "efficientnet", "version": 1, "inputs": {"image": "$image"}},
+            {
+                "name": "label_pt",
+                "model": "translate",
+                "version": 1,
+                "inputs": {"text": "classify.top_label"},
+            },
+            {"name": "caption_pt", "model": "translate", "version": 1, "inputs": {"text": "$caption"}},
+        ],
+        "outputs": {
+            "label": "classify.top_label",
+            "label_pt": "label_pt.translation",
+            "caption_pt": "caption_pt.translation",
+        },
+    }
+    path = tmp_path / "image-caption.json"
+    path.write_text(json.dumps(graph))
+    task_registry.register_version("image-caption-pt", path)
+    buf = io.BytesIO()
+    Image.fromarray(load_sample_image("flower.jpg")).save(buf, format="JPEG")
+    r = task_client.post(
+        "/v2/models/image-caption-pt/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "image",
+                    "datatype": "BYTES",
+                    "shape": [1],
+                    "data": [base64.b64encode(buf.getvalue()).decode()],
+                },
+                {"name": "caption", "datatype": "BYTES", "shape": [1], "data": ["A flower in the garden."]},
+            ]
+        },
+    )
+    assert r.status_code == 200, r.text
+    out = {o["name"]: o["data"][0] for o in r.json()["outputs"]}
+    assert out["label"] == "daisy"
+    assert out["label_pt"].strip()
+    assert "flor" in out["caption_pt"].lower() and "jardim" in out["caption_pt"].lower()
+    assert [s["step"] for s in r.json()["parameters"]["steps"]] == ["classify", "label_pt", "caption_pt"]

@@ -59,7 +59,12 @@ class ImageClassifierRuntime(Runtime):
         k = min(settings.task_top_k, len(labels))
         return Signature(
             inputs=(TensorSpec("image", "BYTES", (-1,)),),
-            outputs=(TensorSpec("label", "BYTES", (-1, k)), TensorSpec("score", "FP32", (-1, k))),
+            # top_label (one per image) lets a graph feed the best label to a text model.
+            outputs=(
+                TensorSpec("label", "BYTES", (-1, k)),
+                TensorSpec("score", "FP32", (-1, k)),
+                TensorSpec("top_label", "BYTES", (-1,)),
+            ),
             extra={"kind": "image-classification", "classes": len(labels), "top_k": k},
         )
 
@@ -97,4 +102,4 @@ class ImageClassifierRuntime(Runtime):
     def predict(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         items = [element_bytes(x, f"image[{i}]") for i, x in enumerate(inputs["image"].reshape(-1))]
         labels, scores = self.classify(items)
-        return {"label": labels, "score": scores}
+        return {"label": labels, "score": scores, "top_label": labels[:, 0].copy()}
