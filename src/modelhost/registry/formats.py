@@ -104,7 +104,8 @@ def _check_no_pickle(path: Path, files: list[Path]) -> None:
 def _detect_engine_dir(path: Path, files: list[Path]) -> str | None:
     """Directories of engines with their own (non-pickle) weight formats; None when not one."""
     if (path / "model.bin").is_file() and (path / "config.json").is_file():
-        if not ((path / "vocabulary.txt").is_file() or (path / "vocabulary.json").is_file()):
+        # Whisper dirs have vocabulary.*; translation models shared_/source_/target_vocabulary.*
+        if not any(path.glob("*vocabulary.*")):
             return None
         _check_no_pickle(path, [path / "model.bin"])
         return CTRANSLATE2
