@@ -105,3 +105,36 @@ def test_oversize_upload_is_a_413_in_openai_shape(task_registry) -> None:  # typ
         r = _transcribe(client, BECKETT.read_bytes())
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
+
+
+def _wav(samples: np.ndarray, rate: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return buf.getvalue()
+
+
+def test_several_clips_in_one_request_are_one_batch(task_client: TestClient) -> None:
+    with wave.open(str(BECKETT)) as w:
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    clips = [_wav(samples[: 16000 * 4]), _wav(samples[16000 * 4 :])]
+    r = task_client.post(
+        "/v2/models/whisper/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "audio",
+                    "datatype": "BYTES",
+                    "shape": [2],
+                    "data": [base64.b64encode(c).decode() for c in clips],
+                }
+            ]
+        },
+    )
+    assert r.status_code == 200, r.text
+    first, second = (t.lower() for t in r.json()["outputs"][0]["data"])
+    assert "ever tried" in first and "fail better" not in first
+    assert "fail better" in second
