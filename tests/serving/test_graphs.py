@@ -115,3 +115,24 @@ def test_image_plus_text_graph(task_client: TestClient, task_registry: Registry,
     assert out["label_pt"].strip()
     assert "flor" in out["caption_pt"].lower() and "jardim" in out["caption_pt"].lower()
     assert [s["step"] for s in r.json()["parameters"]["steps"]] == ["classify", "label_pt", "caption_pt"]
+
+
+def test_a_graph_calling_itself_is_a_400_not_a_crash(
+    task_client: TestClient, task_registry: Registry, tmp_path: Path
+) -> None:
+    import json
+
+    loop = {
+        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
+        "steps": [{"name": "again", "model": "loop", "version": 1, "inputs": {"text": "$text"}}],
+        "outputs": {"out": "again.out"},
+    }
+    path = tmp_path / "loop.json"
+    path.write_text(json.dumps(loop))
+    task_registry.register_version("loop", path)
+    r = task_client.post(
+        "/v2/models/loop/infer",
+        json={"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]}]},
+    )
+    assert r.status_code == 400
+    assert "nest more than" in r.json()["error"]

@@ -3,6 +3,7 @@ feed later steps by name. The response carries every step's latency in its param
 
 from __future__ import annotations
 
+import contextvars
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
     from modelhost.dataplane.plane import DataPlane
     from modelhost.registry import VersionInfo
 
+# Graphs may call graphs; versions are pinned but a later version can point back at an earlier
+# graph, so nesting is bounded instead of recursing until the stack overflows.
+MAX_DEPTH = 8
+_depth: contextvars.ContextVar[int] = contextvars.ContextVar("graph_depth", default=0)
+
 
 async def run_graph(
     plane: DataPlane,
@@ -26,6 +32,23 @@ async def run_graph(
     outputs: list[str],
 ) -> InferenceResponse:
     """Execute ``graph`` step by step; errors name the failing step."""
+    depth = _depth.get()
+    if depth >= MAX_DEPTH:
+        raise InvalidInput(f"model graphs nest more than {MAX_DEPTH} deep (a graph that calls itself?)")
+    token = _depth.set(depth + 1)
+    try:
+        return await _run(plane, info, graph, inputs, outputs)
+    finally:
+        _depth.reset(token)
+
+
+async def _run(
+    plane: DataPlane,
+    info: VersionInfo,
+    graph: GraphRuntime,
+    inputs: dict[str, np.ndarray],
+    outputs: list[str],
+) -> InferenceResponse:
     values: dict[str, np.ndarray] = {f"${k}": v for k, v in inputs.items()}
     timings: list[dict[str, Any]] = []
     started = time.perf_counter()

@@ -7,7 +7,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -105,6 +104,3 @@ class GraphRuntime(Runtime):
 
     def predict(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         raise UnsupportedFormat("a model graph runs in the data plane, not as a single runtime")
-
-    def describe(self) -> dict[str, Any]:
-        return {"steps": [s.__dict__ for s in self.spec.steps], "outputs": self.spec.outputs}
