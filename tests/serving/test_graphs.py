@@ -136,3 +136,24 @@ def test_a_graph_calling_itself_is_a_400_not_a_crash(
     )
     assert r.status_code == 400
     assert "nest more than" in r.json()["error"]
+
+
+def test_a_missing_step_version_is_a_404_naming_the_step(
+    task_client: TestClient, task_registry: Registry, tmp_path: Path
+) -> None:
+    import json
+
+    graph = {
+        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
+        "steps": [{"name": "tr", "model": "translate", "version": 99, "inputs": {"text": "$text"}}],
+        "outputs": {"out": "tr.translation"},
+    }
+    path = tmp_path / "missing.json"
+    path.write_text(json.dumps(graph))
+    task_registry.register_version("missing-step", path)
+    r = task_client.post(
+        "/v2/models/missing-step/infer",
+        json={"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]}]},
+    )
+    assert r.status_code == 404
+    assert r.json()["error"].startswith("graph step 'tr' (translate v99):")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, Tensor
-from modelhost.errors import InvalidInput
+from modelhost.errors import InvalidInput, ModelhostError
 from modelhost.runtimes.base import datatype_of
 from modelhost.runtimes.graph import GraphRuntime
 
@@ -64,10 +64,11 @@ async def _run(
         t0 = time.perf_counter()
         try:
             result = await plane.infer(step.model, str(step.version), InferenceRequest(inputs=tensors))
-        except InvalidInput as exc:
-            raise InvalidInput(
-                f"graph step '{step.name}' ({step.model} v{step.version}): {exc.message}"
-            ) from exc
+        except ModelhostError as exc:
+            # Same error class and status (a missing step version stays a 404), with the step named.
+            exc.message = f"graph step '{step.name}' ({step.model} v{step.version}): {exc.message}"
+            exc.args = (exc.message,)
+            raise
         timings.append(
             {
                 "step": step.name,
