@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 # Optional dependency groups from pyproject.toml that the demo and the tests need.
-EXTRAS ?= dev,grpc,gateway,llm,train
+EXTRAS ?= dev,grpc,gateway,llm,train,tasks
 
 .PHONY: demo test lint install serve clean
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: venv + install, register iris, digits, SmolLM2 and MiniLM, start the server on 127.0.0.1:8000
+## demo: venv + install, register iris, digits, SmolLM2, MiniLM, Whisper, Bergamot and EfficientNet, start the server on 127.0.0.1:8000
 demo: $(STAMP)
 	$(BIN)/modelhost demo --serve
 

@@ -32,6 +32,7 @@ def test_help_everywhere(cli) -> None:  # type: ignore[no-untyped-def]
         ["serve", "--help"],
         ["predict", "--help"],
         ["versions", "list", "--help"],
+        ["text-classifier", "train", "--help"],
     ]:
         r = cli(*args)
         assert r.exit_code == 0 and "Usage" in r.output, args
@@ -133,6 +134,8 @@ def test_demo_registers_both_models_once(cli, monkeypatch: pytest.MonkeyPatch) -
     assert r.exit_code == 0, r.output
     assert "iris@production → version 1" in r.output and "digits@production → version 1" in r.output
     assert "smollm2@production → version 1" in r.output and "minilm@production → version 1" in r.output
+    for task_model in ("whisper", "translate", "efficientnet", "speech-pt"):
+        assert f"{task_model}@production → version 1" in r.output
     assert "curl" in r.output
     r = cli("demo")
     assert "already registered" in r.output
@@ -200,3 +203,16 @@ def test_serve_refuses_a_taken_grpc_port(cli) -> None:  # type: ignore[no-untype
         r = cli("serve", "--grpc-port", str(port), "--no-load")
     assert r.exit_code == 1 and f"cannot serve gRPC on 127.0.0.1:{port}" in r.output, r.output
     assert "--no-grpc" in r.output and "Traceback" not in r.output
+
+
+def test_train_text_classifier_mistakes_are_messages(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = cli("text-classifier", "train", "sentiment", "--csv", str(tmp_path / "missing.csv"))
+    assert r.exit_code == 1 and "cannot read" in r.output and "Traceback" not in r.output
+    one_label = tmp_path / "one.csv"
+    one_label.write_text("text,label\ngood,pos\nfine,pos\n")
+    r = cli("text-classifier", "train", "sentiment", "--csv", str(one_label))
+    assert r.exit_code == 1 and "two distinct labels" in r.output
+    good = tmp_path / "good.csv"
+    good.write_text("text,label\ngood,pos\nbad,neg\n")
+    r = cli("text-classifier", "train", "sentiment", "--csv", str(good), "--embedder", "nope")
+    assert r.exit_code == 1 and "nope" in r.output

@@ -197,6 +197,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."
     )
+    task_threads: int = Field(
+        default=2,
+        ge=1,
+        description="CPU threads each speech, translation or image model uses for one request.",
+    )
+    task_top_k: int = Field(
+        default=5, ge=1, le=100, description="Labels and scores an image classifier returns per image."
+    )
     skops_extra_trusted_types: list[str] = Field(
         default_factory=list,
         description="Extra fully-qualified types an operator trusts in skops artifacts, beyond "

@@ -19,7 +19,7 @@ ROW = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data":
 
 @pytest.fixture
 def sealed(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", encryption_key=generate_key())
+    return Settings(home=tmp_path / "home", encryption_key=generate_key(), grpc_port=0)
 
 
 def test_encrypted_artifact_is_unreadable_without_the_key_and_served_with_it(

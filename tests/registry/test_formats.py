@@ -103,3 +103,30 @@ def test_operator_can_trust_extra_types(tmp_path: Path) -> None:
 def test_plain_sklearn_pipeline_is_trusted(iris_skops: Path) -> None:
     trusted = skops_trusted_types(iris_skops)
     assert all(t.split(".")[0] in ("numpy", "scipy", "sklearn") for t in trusted)
+
+
+def test_engine_directories_are_detected_and_pickles_inside_refused(tmp_path: Path) -> None:
+    import pickle
+
+    from modelhost.registry.formats import BERGAMOT, CTRANSLATE2
+
+    ct2 = tmp_path / "ct2"
+    ct2.mkdir()
+    (ct2 / "config.json").write_text("{}")
+    (ct2 / "vocabulary.txt").write_text("a\nb\n")
+    (ct2 / "model.bin").write_bytes(b"\x06\x00\x00\x00\x0c\x00WhisperSpec" + b"\x00" * 32)
+    assert detect_format(ct2) == CTRANSLATE2
+    (ct2 / "model.bin").write_bytes(pickle.dumps({"w": [1, 2, 3]}))
+    with pytest.raises(UnsafeArtifact, match="pickle"):
+        detect_format(ct2)
+
+    berg = tmp_path / "bergamot"
+    enpt = berg / "enpt"
+    enpt.mkdir(parents=True)
+    (enpt / "model_info.json").write_text('{"src": "English", "trg": "Portuguese"}')
+    (enpt / "vocab.enpt.spm").write_bytes(b"spm")
+    (enpt / "model.enpt.intgemm.alphas.bin").write_bytes(b"\x01\x02binary weights")
+    assert detect_format(berg) == BERGAMOT
+    (enpt / "lex.bin").write_bytes(pickle.dumps([1]))
+    with pytest.raises(UnsafeArtifact):
+        detect_format(berg)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from modelhost import __version__
-from modelhost.cli import demo, gateway_cmds, ml, monitor, predict, registry_cmds, rollout, serve
+from modelhost.cli import demo, gateway_cmds, ml, monitor, predict, registry_cmds, rollout, serve, train
 from modelhost.cli.common import out
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(registry_cmds.aliases_app, name="aliases")
 registry_cmds.aliases_app.command("rollback")(rollout.rollback)
 app.add_typer(rollout.deployments_app, name="deployments")
 app.add_typer(rollout.canary_app, name="canary")
+app.add_typer(train.train_app, name="text-classifier")
 app.command()(serve.serve)
 app.command()(serve.config)
 app.command()(predict.predict)

@@ -17,9 +17,10 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Start the server afterwards.")
     ] = False,
 ) -> None:
-    """Train iris and digits classifiers and register SmolLM2 and MiniLM (alias 'production'), print
-    curl examples."""
+    """Train iris and digits classifiers and register SmolLM2, MiniLM, Whisper, Bergamot and
+    EfficientNet (alias 'production'), print curl examples."""
     from modelhost.demo import curl_examples, openai_example, register_demo_llms, register_demo_models
+    from modelhost.demo_tasks import register_demo_tasks, tasks_example
 
     def body() -> None:
         s = settings()
@@ -28,6 +29,8 @@ def demo(
             models = register_demo_models(reg)
         with out.status("registering SmolLM2 and MiniLM (the GGUF is converted once, then cached)…"):
             models += register_demo_llms(reg)
+        with out.status("registering Whisper, Bergamot and EfficientNet (converted to ONNX once)…"):
+            models += register_demo_tasks(reg)
         for m in models:
             note = (
                 "already registered"
@@ -38,7 +41,7 @@ def demo(
         base = f"http://{s.host}:{s.port}"
         out.print(
             f"\nregistry: {s.resolved_database_url}\n\ntry, once the server is up:\n"
-            f"{curl_examples(base)}\n{openai_example(base)}\n",
+            f"{curl_examples(base)}\n{openai_example(base)}\n{tasks_example(base)}",
             highlight=False,
             soft_wrap=True,
         )

@@ -17,6 +17,7 @@ import numpy as np
 
 from modelhost import __version__
 from modelhost.config import Settings
+from modelhost.dataplane.graph import run_graph
 from modelhost.dataplane.repository import LoadedModel, ModelRepository, ModelState
 from modelhost.dataplane.routing import Route, build_route
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, Tensor
@@ -27,6 +28,7 @@ from modelhost.monitoring.predlog import PredictionLogger
 from modelhost.registry import Registry, VersionInfo
 from modelhost.registry.records import parse_model_ref
 from modelhost.runtimes.base import Runtime, Signature, datatype_of
+from modelhost.runtimes.graph import GraphRuntime
 
 R = TypeVar("R", bound=Runtime)
 
@@ -38,6 +40,10 @@ PLATFORMS = {
     "onnx": "onnxruntime_onnx",
     "llm": "transformers_llm",
     "embeddings": "sentence_transformers",
+    "whisper": "faster_whisper_ctranslate2",
+    "translation": "bergamot",
+    "image-classifier": "onnxruntime_image_classifier",
+    "graph": "modelhost_graph",
 }
 RouteKey = tuple[str, str | None]
 
@@ -360,6 +366,13 @@ class DataPlane:
                 "(MODELHOST_MAX_REQUEST_ROWS): split it into several requests"
             )
         entry = await self.repository.ensure(info)
+        runtime = entry.runtime
+        if runtime is None:
+            raise ModelNotReady(f"model '{info.model}' version {info.version} was unloaded")
+        if isinstance(runtime, GraphRuntime):
+            response = await run_graph(self, info, runtime, inputs, outputs)
+            response.model_name, response.id = ref, request.id
+            return response
         timeout = self.settings.request_timeout_s
         try:
             result = await asyncio.wait_for(self.repository.predict(entry, inputs, outputs), timeout)

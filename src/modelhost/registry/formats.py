@@ -18,6 +18,10 @@ GGUF = "gguf"
 KERAS = "keras"
 TRANSFORMERS = "transformers"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
+CTRANSLATE2 = "ctranslate2"
+BERGAMOT = "bergamot"
+IMAGE_CLASSIFIER = "image-classifier"
+GRAPH = "graph"
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".sav", ".dill"}
 _SAFE_WAY = (
@@ -75,6 +79,9 @@ def detect_format(path: str | Path) -> str:
         return SAFETENSORS
     if suffix in PICKLE_SUFFIXES:
         raise UnsafeArtifact(f"{path.name} has a pickle/joblib file name. {_SAFE_WAY}")
+    if suffix == ".json" and head.lstrip().startswith(b"{"):
+        # A model graph (runtimes/graph.py checks its content); JSON cannot run code.
+        return GRAPH
     if _is_onnx(path):
         return ONNX
     raise UnsupportedFormat(
@@ -83,13 +90,48 @@ def detect_format(path: str | Path) -> str:
     )
 
 
+def _check_no_pickle(path: Path, files: list[Path]) -> None:
+    """Engine weight files named .bin (CTranslate2, Bergamot) are their own binary formats, but a
+    pickle renamed .bin is still refused: the content decides."""
+    for p in files:
+        with open(p, "rb") as f:
+            head = f.read(16)
+            f.seek(max(0, p.stat().st_size - 1))
+            tail = f.read(1)
+        if _looks_like_pickle(head, tail) or head.startswith(b"PK\x03\x04"):
+            raise UnsafeArtifact(f"{path.name}/{p.relative_to(path)} is a pickle file. {_SAFE_WAY}")
+
+
+def _detect_engine_dir(path: Path, files: list[Path]) -> str | None:
+    """Directories of engines with their own (non-pickle) weight formats; None when not one."""
+    if (path / "model.bin").is_file() and (path / "config.json").is_file():
+        # Whisper dirs have vocabulary.*; translation models shared_/source_/target_vocabulary.*
+        if not any(path.glob("*vocabulary.*")):
+            return None
+        _check_no_pickle(path, [path / "model.bin"])
+        return CTRANSLATE2
+    directions = [d for d in path.iterdir() if d.is_dir() and (d / "model_info.json").is_file()]
+    if directions and all(any(d.glob("*.spm")) and any(d.glob("model.*.bin")) for d in directions):
+        _check_no_pickle(path, [p for p in files if p.suffix == ".bin"])
+        return BERGAMOT
+    if (path / "model.onnx").is_file() and (path / "labels.json").is_file():
+        if not _is_onnx(path / "model.onnx"):
+            raise UnsupportedFormat(f"{path.name}/model.onnx is not a readable ONNX model")
+        return IMAGE_CLASSIFIER
+    return None
+
+
 def _detect_dir(path: Path) -> str:
-    """A transformers or sentence-transformers directory whose weights are all safetensors."""
+    """A transformers or sentence-transformers directory whose weights are all safetensors, or an
+    engine directory (CTranslate2, Bergamot, ONNX image classifier)."""
     files = [
         p
         for p in path.rglob("*")
         if p.is_file() and not any(x.startswith(".") for x in p.relative_to(path).parts)
     ]
+    engine = _detect_engine_dir(path, files)
+    if engine is not None:
+        return engine
     unsafe = sorted(str(p.relative_to(path)) for p in files if p.suffix.lower() in PICKLE_SUFFIXES | {".bin"})
     if unsafe:
         raise UnsafeArtifact(
@@ -103,7 +145,8 @@ def _detect_dir(path: Path) -> str:
         return TRANSFORMERS
     raise UnsupportedFormat(
         f"{path} is a directory but not a transformers model (config.json + *.safetensors) or a "
-        "sentence-transformers model (modules.json + *.safetensors)"
+        "sentence-transformers model (modules.json + *.safetensors), a CTranslate2 model (model.bin + "
+        "config.json + vocabulary), Bergamot translation models, or an image classifier (model.onnx + labels.json)"
     )
 
 

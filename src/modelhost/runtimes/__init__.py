@@ -5,15 +5,30 @@ from __future__ import annotations
 from modelhost.errors import UnsupportedFormat
 from modelhost.runtimes.base import Runtime, Signature, TensorSpec
 from modelhost.runtimes.embeddings import EmbeddingsRuntime
+from modelhost.runtimes.graph import GraphRuntime
 from modelhost.runtimes.keras import KerasRuntime
 from modelhost.runtimes.llm import LLMRuntime
 from modelhost.runtimes.onnx import OnnxRuntime
 from modelhost.runtimes.sklearn import SklearnRuntime
 from modelhost.runtimes.torch import TorchRuntime
+from modelhost.runtimes.translation import TranslationRuntime
+from modelhost.runtimes.vision import ImageClassifierRuntime
+from modelhost.runtimes.whisper import WhisperRuntime
 
 RUNTIMES: dict[str, type[Runtime]] = {
     r.name: r
-    for r in (SklearnRuntime, OnnxRuntime, LLMRuntime, EmbeddingsRuntime, TorchRuntime, KerasRuntime)
+    for r in (
+        SklearnRuntime,
+        OnnxRuntime,
+        LLMRuntime,
+        EmbeddingsRuntime,
+        WhisperRuntime,
+        TranslationRuntime,
+        ImageClassifierRuntime,
+        GraphRuntime,
+        TorchRuntime,
+        KerasRuntime,
+    )
 }
 RUNTIME_BY_FORMAT: dict[str, type[Runtime]] = {f: r for r in RUNTIMES.values() for f in r.formats}
 

@@ -25,7 +25,7 @@ from modelhost.serving import grpc as grpc_service
 from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
 from modelhost.serving.ratelimit_headers import RateLimitHeaders
-from modelhost.serving.rest import admin, explain, gateway_admin, ops, v2
+from modelhost.serving.rest import admin, explain, gateway_admin, ops, tasks, v2
 from modelhost.serving.rest.openai import routes as openai_routes
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
@@ -86,6 +86,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(openai_routes.router)
     app.include_router(explain.router)
+    app.include_router(tasks.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

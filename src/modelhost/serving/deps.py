@@ -11,8 +11,9 @@ Auth and metering, for any protocol (OIP v2 here, OpenAI /v1 routes likewise, on
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -122,7 +123,35 @@ async def meter_model(request: Request, key: CurrentKey) -> AsyncIterator[Reserv
         await usage.settle()
 
 
+async def meter_task(request: Request, key: CurrentKey) -> AsyncIterator[Reservation | None]:
+    """Scope check, admission and metering for task routes, whose model is named in the body
+    (JSON or multipart ``model`` field). Without a model name the route's own validation answers 400."""
+    model: Any = None
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        model = (await request.form()).get("model")
+    else:
+        with contextlib.suppress(ValueError):
+            body = await request.json()
+            model = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(model, str) or not model:
+        yield None
+        return
+    key.require_infer(model)
+    gateway: Gateway = request.app.state.gateway
+    usage = await gateway.admit(key, model)
+    if usage.headers:
+        request.scope[RATELIMIT_SCOPE_KEY] = usage.headers
+    try:
+        yield usage
+    except BaseException:
+        usage.error = True
+        raise
+    finally:
+        await usage.settle()
+
+
 Plane = Annotated[DataPlane, Depends(get_plane)]
+TaskMetered = Annotated[Reservation | None, Depends(meter_task)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]

@@ -1,0 +1,60 @@
+"""Decoding media tensors: BYTES elements are raw bytes (binary extension) or base64 strings (JSON)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from typing import Any
+
+import numpy as np
+
+from modelhost.errors import InvalidInput
+
+SAMPLE_RATE = 16_000
+
+
+def element_bytes(value: Any, what: str) -> bytes:
+    """The raw bytes of one BYTES element: bytes as given; a JSON string is base64."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+    else:
+        try:
+            data = base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(
+                f"{what} in JSON must be a base64 string (or send raw bytes with the binary extension)"
+            ) from None
+    if not data:
+        raise InvalidInput(f"{what} is empty")
+    return data
+
+
+def decode_audio(data: bytes, what: str = "audio") -> np.ndarray:
+    """Mono float32 samples at 16 kHz from any container/codec PyAV reads (WAV, FLAC, MP3, OGG…);
+    other sample rates are resampled. Undecodable bytes are an InvalidInput, never a crash."""
+    from faster_whisper.audio import decode_audio as fw_decode
+
+    try:
+        audio = fw_decode(io.BytesIO(data), sampling_rate=SAMPLE_RATE)
+    except Exception as exc:  # PyAV raises its own error tree (InvalidDataError, …) for bad input
+        raise InvalidInput(f"{what} could not be decoded as audio: {type(exc).__name__}: {exc}") from None
+    if not isinstance(audio, np.ndarray) or audio.size == 0:
+        raise InvalidInput(f"{what} holds no audio samples")
+    return audio.astype(np.float32, copy=False)
+
+
+def decode_image(data: bytes, what: str = "image") -> Any:
+    """An RGB PIL image from PNG/JPEG/WebP/… bytes; undecodable bytes are an InvalidInput."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        # PIL's messages name an internal BytesIO object; the format list is what helps the client.
+        raise InvalidInput(
+            f"{what} could not be decoded as an image (JPEG, PNG, WebP, GIF, BMP or TIFF expected; "
+            f"{type(exc).__name__})"
+        ) from None
+    return image.convert("RGB")

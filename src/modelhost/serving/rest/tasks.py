@@ -1,0 +1,216 @@
+"""Task endpoints in each ecosystem's shape, over the same DataPlane as OIP v2 (the generic path):
+OpenAI-compatible speech-to-text, translation, summarization and zero-shot text classification.
+Under /v1, errors have OpenAI's shape."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.responses import PlainTextResponse, Response
+
+from modelhost.dataplane import summarize, zero_shot
+from modelhost.errors import InvalidInput, ModelhostError, NotFound
+from modelhost.runtimes.embeddings import EmbeddingsRuntime
+from modelhost.runtimes.llm import LLMRuntime
+from modelhost.runtimes.translation import TranslationRuntime
+from modelhost.runtimes.whisper import WhisperRuntime
+from modelhost.serving.deps import Plane, TaskMetered
+from modelhost.serving.responses import JSONBytes
+from modelhost.serving.rest.openai.routes import OpenAIErrorResponse
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["Tasks"],
+    responses={s: {"model": OpenAIErrorResponse} for s in (400, 401, 403, 404, 413, 429, 500, 503, 504)},
+)
+
+MAX_TRANSLATION_TEXTS = 128
+
+
+async def _runtime(plane: Plane, ref: str, kind: type[Any]) -> Any:
+    try:
+        _info, runtime = await plane.runtime_of(ref, kind)
+    except ModelhostError as exc:
+        if exc.param is None and (isinstance(exc, NotFound) or exc.status_code == 400):
+            exc.param = "model"
+        raise
+    return runtime
+
+
+@router.post(
+    "/audio/transcriptions",
+    summary="Speech to text (OpenAI-compatible multipart: file, model, language, response_format)",
+)
+async def transcriptions(
+    plane: Plane,
+    _usage: TaskMetered,
+    file: Annotated[UploadFile, File(description="Audio in any common format (WAV, FLAC, MP3, OGG…)")],
+    model: Annotated[str, Form(min_length=1)],
+    language: Annotated[str | None, Form(max_length=8)] = None,
+    response_format: Annotated[Literal["json", "text", "verbose_json"], Form()] = "json",
+    temperature: Annotated[float, Form(ge=0.0, le=0.0, description="Only greedy decoding (0)")] = 0.0,
+) -> Response:
+    runtime: WhisperRuntime = await _runtime(plane, model, WhisperRuntime)
+    data = await file.read()
+    if not data:
+        raise InvalidInput("the uploaded file is empty", param="file")
+    transcript = await anyio.to_thread.run_sync(runtime.transcribe, data, language)
+    if response_format == "text":
+        return PlainTextResponse(transcript.text + "\n")
+    if response_format == "json":
+        return JSONBytes({"text": transcript.text})
+    return JSONBytes(
+        {
+            "task": "transcribe",
+            "language": transcript.language,
+            "duration": round(transcript.duration, 3),
+            "text": transcript.text,
+            "segments": [s.to_dict() for s in transcript.segments],
+        }
+    )
+
+
+class TranslationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1)
+    source: str = Field(min_length=2, max_length=8, description="Source language code, e.g. en")
+    target: str = Field(min_length=2, max_length=8, description="Target language code, e.g. pt")
+    text: str | list[str] = Field(description="One text or a batch of texts")
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str | list[str]) -> str | list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if not texts:
+            raise ValueError("text must not be an empty list")
+        if len(texts) > MAX_TRANSLATION_TEXTS:
+            raise ValueError(f"at most {MAX_TRANSLATION_TEXTS} texts per request")
+        if any(not t.strip() for t in texts):
+            raise ValueError("text must not contain empty strings")
+        return value
+
+
+@router.post("/translations", summary="Translate a text or a batch of texts from source to target language")
+async def translations(req: TranslationRequest, plane: Plane, _usage: TaskMetered) -> JSONBytes:
+    runtime: TranslationRuntime = await _runtime(plane, req.model, TranslationRuntime)
+    texts = [req.text] if isinstance(req.text, str) else req.text
+    runtime.check_pair(req.source, req.target)
+    started = time.perf_counter()
+    out = await anyio.to_thread.run_sync(runtime.translate, texts, req.source, req.target)
+    return JSONBytes(
+        {
+            "object": "translation.list",
+            "model": req.model,
+            "source": req.source.lower(),
+            "target": req.target.lower(),
+            "data": [{"index": i, "text": t} for i, t in enumerate(out)],
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+    )
+
+
+class SummaryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="An embeddings model (extractive) or an LLM (abstractive)")
+    text: str = Field(min_length=1, max_length=200_000)
+    mode: Literal["extractive", "abstractive"] = "extractive"
+    sentences: int = Field(default=3, ge=1, le=50, description="Sentences to keep (extractive) or ask for")
+    max_tokens: int = Field(default=128, ge=1, le=2048, description="Abstractive only: tokens to generate")
+    prompt: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="Abstractive only: a template with {text} (and optionally {sentences})",
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be empty")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str | None) -> str | None:
+        if value is not None and "{text}" not in value:
+            raise ValueError("prompt must contain {text}")
+        return value
+
+
+@router.post("/summaries", summary="Summarize a text: extractive (embedding centrality) or abstractive (LLM)")
+async def summaries(req: SummaryRequest, plane: Plane, _usage: TaskMetered) -> JSONBytes:
+    started = time.perf_counter()
+    if req.mode == "extractive":
+        if req.prompt is not None:
+            raise InvalidInput("prompt applies to mode 'abstractive' only", param="prompt")
+        embedder: EmbeddingsRuntime = await _runtime(plane, req.model, EmbeddingsRuntime)
+        result = await anyio.to_thread.run_sync(summarize.extractive, embedder, req.text, req.sentences)
+    else:
+        llm: LLMRuntime = await _runtime(plane, req.model, LLMRuntime)
+        result = await summarize.abstractive(
+            llm, req.text, req.sentences, req.max_tokens, req.prompt or summarize.DEFAULT_PROMPT
+        )
+    return JSONBytes(
+        {
+            "object": "summary",
+            "model": req.model,
+            "mode": result.mode,
+            "summary": result.text,
+            "sentence_indexes": list(result.sentence_indexes),
+            "sentence_count": result.sentence_count,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+    )
+
+
+class ClassificationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="An embeddings model")
+    input: str | list[str] = Field(description="One text or a batch of texts")
+    labels: list[str] | dict[str, str] = Field(
+        description="Label names, or label -> description (descriptions classify better)"
+    )
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: str | list[str]) -> str | list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if not texts or any(not t.strip() for t in texts):
+            raise ValueError("input must hold at least one text and no empty text")
+        if len(texts) > 2048:
+            raise ValueError("at most 2048 texts per request")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str] | dict[str, str]) -> list[str] | dict[str, str]:
+        names = list(value)
+        if len(names) < 2 or len(names) > 256:
+            raise ValueError("give between 2 and 256 labels")
+        if len(set(names)) != len(names) or any(not n.strip() for n in names):
+            raise ValueError("labels must be distinct and non-empty")
+        return value
+
+
+@router.post(
+    "/classifications", summary="Zero-shot text classification over embeddings with label descriptions"
+)
+async def classifications(req: ClassificationRequest, plane: Plane, _usage: TaskMetered) -> JSONBytes:
+    embedder: EmbeddingsRuntime = await _runtime(plane, req.model, EmbeddingsRuntime)
+    texts = [req.input] if isinstance(req.input, str) else req.input
+    labels = req.labels if isinstance(req.labels, dict) else {n: n for n in req.labels}
+    results = await anyio.to_thread.run_sync(zero_shot.classify, embedder, texts, labels)
+    return JSONBytes(
+        {
+            "object": "list",
+            "model": req.model,
+            "data": [{"index": i, "label": r.label, "scores": r.scores} for i, r in enumerate(results)],
+        }
+    )

@@ -1,0 +1,64 @@
+"""Image classification over OIP v2: EfficientNet-Lite0 on scikit-learn's sample photos."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+
+import numpy as np
+from fastapi.testclient import TestClient
+from PIL import Image
+from sklearn.datasets import load_sample_image
+
+
+def _jpeg(name: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(load_sample_image(name)).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_top5_contains_the_expected_classes_json_base64(task_client: TestClient) -> None:
+    images = [base64.b64encode(_jpeg(n)).decode() for n in ("china.jpg", "flower.jpg")]
+    r = task_client.post(
+        "/v2/models/efficientnet/infer",
+        json={"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "data": images}]},
+    )
+    assert r.status_code == 200, r.text
+    out = {o["name"]: o for o in r.json()["outputs"]}
+    assert out["label"]["shape"] == [2, 5] and out["score"]["shape"] == [2, 5]
+    china, flower = out["label"]["data"][:5], out["label"]["data"][5:]
+    assert {"palace", "bell tower", "monastery", "pagoda"} & set(china)
+    assert "daisy" in flower
+    scores = np.array(out["score"]["data"]).reshape(2, 5)
+    assert np.all(np.diff(scores, axis=1) <= 0) and np.all(scores.sum(axis=1) <= 1.0001)
+
+
+def test_binary_extension_raw_bytes(task_client: TestClient) -> None:
+    raw = _jpeg("flower.jpg")
+    payload = struct.pack("<I", len(raw)) + raw
+    header = (
+        b'{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],'
+        b'"parameters":{"binary_data_size":' + str(len(payload)).encode() + b"}}]}"
+    )
+    r = task_client.post(
+        "/v2/models/efficientnet/infer",
+        content=header + payload,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Inference-Header-Content-Length": str(len(header)),
+        },
+    )
+    assert r.status_code == 200, r.text
+    labels = next(o for o in r.json()["outputs"] if o["name"] == "label")["data"]
+    assert "daisy" in labels
+
+
+def test_undecodable_image_is_a_400(task_client: TestClient) -> None:
+    junk = base64.b64encode(b"\x89PNG but not really").decode()
+    r = task_client.post(
+        "/v2/models/efficientnet/infer",
+        json={"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [junk]}]},
+    )
+    assert r.status_code == 400
+    assert "could not be decoded as an image" in r.json()["error"]
