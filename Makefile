@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 # Optional dependency groups from pyproject.toml that the demo and the tests need.
-EXTRAS ?= dev,grpc
+EXTRAS ?= dev,grpc,scale
 
-.PHONY: demo test lint install serve clean
+.PHONY: demo test lint install serve clean services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/modelhost demo --serve
 
+## services: the PostgreSQL server binaries the registry tests start a throwaway cluster with (Debian
+## package `postgresql`); where it cannot be installed, those tests are skipped with the reason.
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+	  echo "postgresql could not be installed: the PostgreSQL tests will be skipped"
+
 ## test: lint (ruff), types (mypy) and the test suite (pytest, including the e2e tier)
-test: $(STAMP)
+test: $(STAMP) services
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

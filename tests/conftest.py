@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from modelhost.config import Settings
 from modelhost.registry import Registry
 from modelhost.serving.app import create_app
+from tests.services.postgres import PostgresServer, unavailable_reason
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +74,15 @@ def iris_registry(registry: Registry, iris_skops: Path) -> Registry:
 def client(settings: Settings, iris_registry: Registry) -> Iterator[TestClient]:
     with TestClient(create_app(settings, registry=iris_registry)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL cluster for the whole run (skipped, with the reason, where none can start)."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()

@@ -27,6 +27,13 @@ def _check_port_free(host: str, port: int) -> None:
         ) from None
 
 
+def _safe_url(url: str) -> str:
+    """The database URL with its password masked: start-up lines end up in shared logs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def serve(
     host: Annotated[
         str | None, typer.Option(help="Bind address (default MODELHOST_HOST or 127.0.0.1).")
@@ -37,6 +44,10 @@ def serve(
         int | None, typer.Option(help="gRPC port (default MODELHOST_GRPC_PORT or 8001; 0 disables).")
     ] = None,
     grpc: Annotated[bool, typer.Option("--grpc/--no-grpc", help="Serve OIP v2 over gRPC too.")] = True,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Where models run: local or ray (default MODELHOST_BACKEND or local)."),
+    ] = None,
 ) -> None:
     """Start the server: Open Inference Protocol v2 over HTTP and gRPC, and the admin API."""
     import uvicorn
@@ -54,13 +65,17 @@ def serve(
             updates["grpc_port"] = grpc_port
         if not grpc:
             updates["grpc_port"] = 0
+        if backend is not None:
+            if backend not in ("local", "ray"):
+                raise InvalidInput(f"--backend must be local or ray, not {backend!r}")
+            updates["backend"] = backend
         s = base.model_copy(update=updates)
         if s.grpc_port:
             _check_port_free(s.host, s.grpc_port)
         grpc_note = f", gRPC on {s.host}:{s.grpc_port}" if s.grpc_port else ""
         err.print(
             f"modelhost {__version__} serving on http://{s.host}:{s.port}{grpc_note} "
-            f"(registry {s.resolved_database_url})",
+            f"(registry {_safe_url(s.resolved_database_url)}, backend {s.backend})",
             highlight=False,
         )
         from modelhost.logs import configure_logging

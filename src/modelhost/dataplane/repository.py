@@ -178,7 +178,7 @@ class ModelRepository:
         if size <= 1 or not _batchable(entry.info) or entry.runtime is None:
             return None
         wait = deployment.max_wait_ms if deployment.max_wait_ms is not None else self.settings.max_wait_ms
-        parallel = entry.runtime.size if isinstance(entry.runtime, WorkerPool) else 1
+        parallel = entry.runtime.size
         info = entry.info
         return Batcher(
             entry.runtime.predict, max_batch_size=size, max_wait_ms=wait, parallel=parallel,

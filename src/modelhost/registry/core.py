@@ -31,8 +31,15 @@ class RegistryCore:
 
     # --- models and versions ------------------------------------------------------------------
 
-    def _model(self, s: Session, name: str) -> Model:
-        model = s.scalar(select(Model).where(Model.name == name))
+    def _model(self, s: Session, name: str, *, lock: bool = False) -> Model:
+        """The model row; ``lock`` takes its row lock (``SELECT ... FOR UPDATE``) until the commit.
+
+        Writers that read, then change a model's aliases or deployment lock it first, so two server
+        replicas promoting at once on PostgreSQL serialise instead of losing an update or a history
+        entry. SQLite has no row locks (the clause is left out); it serves one process.
+        """
+        query = select(Model).where(Model.name == name)
+        model = s.scalar(query.with_for_update() if lock else query)
         if model is None:
             raise ModelNotFound(f"model '{name}' is not registered")
         return model

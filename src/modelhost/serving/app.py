@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from modelhost import __version__
 from modelhost.config import Settings
 from modelhost.dataplane.plane import DataPlane
-from modelhost.dataplane.repository import ModelRepository
+from modelhost.distributed import make_repository
 from modelhost.logs import RequestIdMiddleware
 from modelhost.monitoring.metrics import Metrics
 from modelhost.registry import Registry
@@ -33,7 +33,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reg = registry or Registry(settings)
         reg.store.remove_stale_temp()
-        plane = DataPlane(reg, ModelRepository(reg, settings, Metrics()), settings)
+        plane = DataPlane(reg, make_repository(reg, settings, Metrics()), settings)
         app.state.plane = plane
         if settings.load_on_start:
             for failure in await plane.load_defaults():
