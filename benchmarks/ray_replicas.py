@@ -4,30 +4,35 @@ A random forest (digits, 300 trees; a few ms of CPU per small batch) is register
 home; each mode serves it and ``--concurrency`` coroutines send one-row requests for ``--seconds``,
 in interleaved rounds so machine noise hits every mode alike. Modes: the local backend (in-process
 runtime), Ray with 1 replica, Ray with 2 replicas (each replica reserves 1 CPU). Prints rps, p50, p99
-and the ratio to Ray x1. Batching is on (max_batch_size 32), as in a default server.
+and the ratio to Ray x1. Batching is on (max_batch_size 32) as in a default server; with
+``--max-batch-size 1`` every request is one call to a replica.
 
-    .venv/bin/python benchmarks/ray_replicas.py [--seconds 8] [--rounds 2] [--concurrency 16]
+    .venv/bin/python benchmarks/ray_replicas.py [--seconds 8] [--rounds 2] [--concurrency 16] [--max-batch-size 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import skops.io as sio
-from sklearn.datasets import load_digits
-from sklearn.ensemble import RandomForestClassifier
+# benchmarks/grpc.py would shadow grpcio, which Ray imports: drop this folder from the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from modelhost.config import Settings
-from modelhost.dataplane.plane import DataPlane
-from modelhost.dataplane.types import InferenceRequest, Tensor
-from modelhost.distributed import make_repository
-from modelhost.monitoring.metrics import Metrics
-from modelhost.registry import Registry
+import numpy as np  # noqa: E402
+import skops.io as sio  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.ensemble import RandomForestClassifier  # noqa: E402
+
+from modelhost.config import Settings  # noqa: E402
+from modelhost.dataplane.plane import DataPlane  # noqa: E402
+from modelhost.dataplane.types import InferenceRequest, Tensor  # noqa: E402
+from modelhost.distributed import make_repository  # noqa: E402
+from modelhost.monitoring.metrics import Metrics  # noqa: E402
+from modelhost.registry import Registry  # noqa: E402
 
 
 async def run_mode(settings: Settings, registry: Registry, rows: np.ndarray, seconds: float,
@@ -59,6 +64,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument(
+        "--max-batch-size", type=int, default=32, help="1 turns batching off: one replica call per request"
+    )
     args = parser.parse_args()
 
     import ray
@@ -68,7 +76,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "digits.skops"
         sio.dump(RandomForestClassifier(n_estimators=args.trees, random_state=0, n_jobs=1).fit(x, y), path)
-        base = Settings(home=Path(tmp) / "home", grpc_port=0, prediction_log_rate=0, log_level="warning")
+        base = Settings(
+            home=Path(tmp) / "home",
+            grpc_port=0,
+            prediction_log_rate=0,
+            log_level="warning",
+            max_batch_size=args.max_batch_size,
+        )
         registry = Registry(base)
         registry.register_version("digits", path)
         modes = {

@@ -196,3 +196,9 @@ def test_serve_refuses_a_taken_grpc_port(cli) -> None:  # type: ignore[no-untype
         r = cli("serve", "--grpc-port", str(port), "--no-load")
     assert r.exit_code == 1 and f"cannot serve gRPC on 127.0.0.1:{port}" in r.output, r.output
     assert "--no-grpc" in r.output and "Traceback" not in r.output
+
+
+def test_serve_refuses_an_unknown_backend(cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("serve", "--backend", "spark", "--no-grpc")
+    assert r.exit_code != 0
+    assert "--backend must be local or ray" in r.output

@@ -167,7 +167,8 @@ class RayRuntime(Runtime):
             self.info.artifact_uri,
             self.info.sha256,
             self.info.signature.to_dict(),
-            self.settings.model_dump_json(),
+            # Replicas read no database and serve no admin API: those secrets stay out of Ray's state.
+            self.settings.model_dump_json(exclude={"admin_token", "database_url"}),
         )
         try:
             self._handle = serve.run(bound, name=self.app, route_prefix=None)
