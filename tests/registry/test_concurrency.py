@@ -1,4 +1,5 @@
-"""Concurrent promotions from two processes (two server replicas) serialise on PostgreSQL."""
+"""Concurrent promotions from two processes (two server replicas, or a server and the CLI) serialise,
+on PostgreSQL (row lock) and on SQLite (database write lock)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import itertools
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from modelhost.config import Settings
 from modelhost.registry import Registry
@@ -25,10 +28,14 @@ reg.close()
 """
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
 def test_concurrent_promotions_from_two_processes_keep_a_consistent_history(
-    postgres_server: PostgresServer, iris_skops: Path, tmp_path: Path
+    db: str, request: pytest.FixtureRequest, iris_skops: Path, tmp_path: Path
 ) -> None:
-    url = postgres_server.new_database()
+    if db == "postgres":
+        url = request.getfixturevalue("postgres_server").new_database()
+    else:
+        url = f"sqlite:///{tmp_path / 'registry.db'}"
     reg = Registry(Settings(home=tmp_path / "home", database_url=url))
     reg.register_version("iris", iris_skops)
     reg.register_version("iris", iris_skops)

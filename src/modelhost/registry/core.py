@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from modelhost.config import Settings
@@ -35,10 +35,14 @@ class RegistryCore:
         """The model row; ``lock`` takes its row lock (``SELECT ... FOR UPDATE``) until the commit.
 
         Writers that read, then change a model's aliases or deployment lock it first, so two server
-        replicas promoting at once on PostgreSQL serialise instead of losing an update or a history
-        entry. SQLite has no row locks (the clause is left out); it serves one process.
+        replicas promoting at once serialise instead of losing an update or a history entry. SQLite
+        has no row locks: there a no-op UPDATE as the transaction's first statement takes the
+        database's write lock (waiting up to the busy timeout), so the reads that follow are current.
         """
         query = select(Model).where(Model.name == name)
+        if lock and s.get_bind().dialect.name == "sqlite":
+            no_op = update(Model).where(Model.name == name).values(name=Model.name)
+            s.execute(no_op.execution_options(synchronize_session=False))
         model = s.scalar(query.with_for_update() if lock else query)
         if model is None:
             raise ModelNotFound(f"model '{name}' is not registered")
