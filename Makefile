@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 # Optional dependency groups from pyproject.toml that the demo and the tests need.
-EXTRAS ?= dev,grpc,gateway,llm,train,tasks
+EXTRAS ?= dev,grpc,gateway,llm,train,tasks,scale
 
-.PHONY: demo test lint install serve clean
+.PHONY: demo test lint install serve clean services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/modelhost demo --serve
 
+## services: PostgreSQL and Redis binaries for the tests that run them for real
+services:
+	@# PostgreSQL (registry tests) and Redis (gateway limits across replicas) run for real in the tests;
+	@# installed from Debian's packages when missing, otherwise those tests are skipped with the reason.
+	@missing=""; \
+	  { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; } || missing="postgresql"; \
+	  command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	  if [ -n "$$missing" ]; then \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+	      || echo "could not install$$missing: those tests will be skipped"; \
+	  fi
+
 ## test: lint (ruff), types (mypy) and the test suite (pytest, including the e2e tier)
-test: $(STAMP)
-	@# the gateway's Redis tests start a real redis-server; without it they are skipped (with the reason)
-	@command -v redis-server >/dev/null || apt-get install -y -q redis-server >/dev/null 2>&1 \
-		|| echo "redis-server unavailable (apt-get install -y redis-server as root): Redis tests will be skipped"
+test: $(STAMP) services
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from modelhost.config import Settings
 from modelhost.registry import Registry
 from modelhost.serving.app import create_app
+from tests.services.postgres import PostgresServer, unavailable_reason
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +82,15 @@ def make_admin_key(registry: Registry, settings: Settings) -> str:
 
     _, token = KeyService(registry.session, settings).create("test-admin", ["admin"])
     return str(token)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL cluster for the whole run (skipped, with the reason, where none can start)."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()

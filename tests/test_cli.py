@@ -216,3 +216,9 @@ def test_train_text_classifier_mistakes_are_messages(cli, tmp_path: Path) -> Non
     good.write_text("text,label\ngood,pos\nbad,neg\n")
     r = cli("text-classifier", "train", "sentiment", "--csv", str(good), "--embedder", "nope")
     assert r.exit_code == 1 and "nope" in r.output
+
+
+def test_serve_refuses_an_unknown_backend(cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("serve", "--backend", "spark", "--no-grpc")
+    assert r.exit_code != 0
+    assert "--backend must be local or ray" in r.output

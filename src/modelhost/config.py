@@ -7,7 +7,7 @@ environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -228,6 +228,42 @@ class Settings(BaseSettings):
     )
     max_n: int = Field(
         default=8, ge=1, description="Largest `n` (choices per request) on /v1 completion routes."
+    )
+    backend: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where models run: `local` (in the server process or its worker processes) or `ray` "
+        "(one Ray Serve deployment per served model version; needs the `scale` extra).",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster to join with the ray backend (`auto`, `ray://head:10001`); unset starts a "
+        "local Ray on this machine.",
+    )
+    ray_num_replicas: int = Field(
+        default=1, ge=1, le=1024, description="Replicas per model deployment when autoscaling is off."
+    )
+    ray_max_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description="Autoscaling upper bound per model deployment; 0 turns autoscaling off "
+        "(`MODELHOST_RAY_NUM_REPLICAS` fixed replicas).",
+    )
+    ray_min_replicas: int = Field(
+        default=1, ge=0, le=1024, description="Autoscaling lower bound per model deployment."
+    )
+    ray_target_ongoing_requests: float = Field(
+        default=2.0, gt=0, description="Autoscaling target of in-flight requests per replica."
+    )
+    ray_num_cpus: float = Field(default=1.0, ge=0, description="CPUs each Ray replica reserves.")
+    ray_num_gpus: float = Field(
+        default=0.0, ge=0, description="GPUs each Ray replica reserves (fractions share one GPU)."
+    )
+    ray_model_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-model overrides of the Ray settings as JSON, e.g. "
+        '`{"llm": {"num_gpus": 1, "max_replicas": 4}}` (keys: num_replicas, min_replicas, max_replicas, '
+        "target_ongoing_requests, num_cpus, num_gpus).",
     )
 
     @property

@@ -29,6 +29,13 @@ def _check_port_free(host: str, port: int) -> None:
         ) from None
 
 
+def _safe_url(url: str) -> str:
+    """The database URL with its password masked: start-up lines end up in shared logs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def serve(
     host: Annotated[
         str | None, typer.Option(help="Bind address (default MODELHOST_HOST or 127.0.0.1).")
@@ -43,6 +50,10 @@ def serve(
         Path | None, typer.Option(help="TLS certificate (PEM); with --ssl-keyfile the server speaks HTTPS.")
     ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Where models run: local or ray (default MODELHOST_BACKEND or local)."),
+    ] = None,
 ) -> None:
     """Start the server: Open Inference Protocol v2 over HTTP(S) and gRPC, OpenAI-compatible and admin APIs."""
     import uvicorn
@@ -60,6 +71,10 @@ def serve(
             updates["grpc_port"] = grpc_port
         if not grpc:
             updates["grpc_port"] = 0
+        if backend is not None:
+            if backend not in ("local", "ray"):
+                raise InvalidInput(f"--backend must be local or ray, not {backend!r}")
+            updates["backend"] = backend
         s = base.model_copy(update=updates)
         tls = _tls_options(ssl_certfile, ssl_keyfile)
         app = create_app(s)  # refuses MODELHOST_AUTH=none off loopback before anything else
@@ -74,7 +89,7 @@ def serve(
         grpc_note = f", gRPC on {s.host}:{s.grpc_port}" if s.grpc_port else ""
         err.print(
             f"modelhost {__version__} serving on {scheme}://{s.host}:{s.port}{grpc_note} "
-            f"(registry {s.resolved_database_url})",
+            f"(registry {_safe_url(s.resolved_database_url)}, backend {s.backend})",
             highlight=False,
         )
         uvicorn.run(

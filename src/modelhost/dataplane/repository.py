@@ -178,7 +178,7 @@ class ModelRepository:
         if size <= 1 or not _batchable(entry.info) or entry.runtime is None:
             return None
         wait = deployment.max_wait_ms if deployment.max_wait_ms is not None else self.settings.max_wait_ms
-        parallel = entry.runtime.size if isinstance(entry.runtime, WorkerPool) else 1
+        parallel = entry.runtime.size
         info = entry.info
         pool = isinstance(entry.runtime, WorkerPool)
         return Batcher(

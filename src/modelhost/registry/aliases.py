@@ -46,7 +46,7 @@ class AliasesMixin(RegistryCore):
         check_alias_name(alias)
         number = parse_version(version)
         with self.session() as s:
-            model = self._model(s, name)
+            model = self._model(s, name, lock=True)
             target = s.scalar(
                 select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version == number)
             )
@@ -99,7 +99,7 @@ class AliasesMixin(RegistryCore):
         self, name: str, alias: str, *, actor: str = "", reason: str = "", force: bool = False
     ) -> None:
         with self.session() as s:
-            model = self._model(s, name)
+            model = self._model(s, name, lock=True)
             row = s.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == alias))
             if row is None:
                 raise AliasNotFound(f"model '{name}' has no alias '{alias}'")

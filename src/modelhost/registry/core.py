@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from modelhost.config import Settings
@@ -44,8 +44,19 @@ class RegistryCore:
 
     # --- models and versions ------------------------------------------------------------------
 
-    def _model(self, s: Session, name: str) -> Model:
-        model = s.scalar(select(Model).where(Model.name == name))
+    def _model(self, s: Session, name: str, *, lock: bool = False) -> Model:
+        """The model row; ``lock`` takes its row lock (``SELECT ... FOR UPDATE``) until the commit.
+
+        Writers that read, then change a model's aliases or deployment lock it first, so two server
+        replicas promoting at once serialise instead of losing an update or a history entry. SQLite
+        has no row locks: there a no-op UPDATE as the transaction's first statement takes the
+        database's write lock (waiting up to the busy timeout), so the reads that follow are current.
+        """
+        query = select(Model).where(Model.name == name)
+        if lock and s.get_bind().dialect.name == "sqlite":
+            no_op = update(Model).where(Model.name == name).values(name=Model.name)
+            s.execute(no_op.execution_options(synchronize_session=False))
+        model = s.scalar(query.with_for_update() if lock else query)
         if model is None:
             raise ModelNotFound(f"model '{name}' is not registered")
         return model

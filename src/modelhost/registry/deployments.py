@@ -68,7 +68,7 @@ class DeploymentsMixin(RegistryCore):
         if not 0 <= percent <= 100:
             raise InvalidInput(f"canary percent must be between 0 and 100, got {percent}")
         with self.session() as s:
-            model = self._model(s, name)
+            model = self._model(s, name, lock=True)
             exists = s.scalar(
                 select(ModelVersion.id).where(
                     ModelVersion.model_id == model.id, ModelVersion.version == number
@@ -96,7 +96,7 @@ class DeploymentsMixin(RegistryCore):
             return _info(name, row)
 
     def _deployment_row(self, s: Any, name: str) -> Deployment:
-        model = self._model(s, name)
+        model = self._model(s, name, lock=True)
         row = s.scalar(select(Deployment).where(Deployment.model_id == model.id))
         if row is None:
             row = Deployment(model_id=model.id, canaries={}, updated_at=utcnow())

@@ -93,6 +93,8 @@ class Runtime:
 
     name: ClassVar[str] = ""
     formats: ClassVar[tuple[str, ...]] = ()
+    # How many predict calls may run at once (worker processes, Ray replicas): the batcher's parallelism.
+    size: int = 1
 
     def __init__(self, path: Path, signature: Signature, settings: Settings) -> None:
         self.path = path

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from modelhost import __version__
 from modelhost.config import Settings
 from modelhost.dataplane.plane import DataPlane
-from modelhost.dataplane.repository import ModelRepository
+from modelhost.distributed import make_repository
 from modelhost.gateway.limits import Backend
 from modelhost.gateway.service import Gateway, resolve_auth_mode
 from modelhost.logs import RequestIdMiddleware
@@ -42,7 +42,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reg = registry or Registry(settings)
         reg.store.remove_stale_temp()
-        plane = DataPlane(reg, ModelRepository(reg, settings, Metrics()), settings)
+        plane = DataPlane(reg, make_repository(reg, settings, Metrics()), settings)
         app.state.plane = plane
         gateway = Gateway(reg, settings, limits_backend)
         gateway.metrics = plane.metrics

@@ -1,0 +1,1 @@
+"""Throwaway real servers (PostgreSQL, S3) that tests start and stop themselves."""
