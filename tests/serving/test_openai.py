@@ -256,3 +256,32 @@ def test_openai_sdk_in_process(llm_client: TestClient) -> None:
     with pytest.raises(BadRequestError) as info:
         client.completions.create(model="smollm2", prompt="x", presence_penalty=5)
     assert info.value.body["param"] == "presence_penalty"  # type: ignore[index]
+
+
+def test_llm_metrics_move(llm_client: TestClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], float] = {}
+        for family in text_string_to_metric_families(llm_client.get("/metrics").text):
+            for s in family.samples:
+                if s.labels.get("model") == "smollm2":
+                    key = (s.name, s.labels.get("kind") or s.labels.get("state") or "")
+                    out[key] = out.get(key, 0.0) + s.value
+        return out
+
+    before = scrape()
+    r = llm_client.post("/v1/completions", json={"model": "smollm2", "prompt": "Hello", "max_tokens": 4,
+                                                  "stream": True, "temperature": 0})  # fmt: skip
+    assert r.status_code == 200 and "[DONE]" in r.text
+    after = scrape()
+    first = ("modelhost_time_to_first_token_seconds_count", "")
+    assert after[first] == before.get(first, 0) + 1
+    assert (
+        after[("modelhost_tokens_total", "completion")]
+        >= before.get(("modelhost_tokens_total", "completion"), 0) + 1
+    )
+    assert ("modelhost_llm_sequences", "running") in after and (
+        "modelhost_llm_kv_cache_usage_ratio",
+        "",
+    ) in after

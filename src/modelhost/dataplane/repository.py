@@ -84,6 +84,30 @@ class ModelRepository:
                                   lambda: [([e.info.model, str(e.info.version)], e.inflight) for e in self.loaded()])  # fmt: skip
         self.metrics.add_callback("modelhost_worker_restarts", "Worker process restarts of a loaded version.",
                                   ["model", "version"], self._restarts)  # fmt: skip
+        self.metrics.add_callback("modelhost_llm_sequences", "LLM sequences by state (running, waiting).",
+                                  ["model", "version", "state"], self._llm_sequences)  # fmt: skip
+        self.metrics.add_callback("modelhost_llm_kv_cache_usage_ratio", "Share of an LLM's sequence slots "
+                                  "(each with its KV cache) in use.", ["model", "version"], self._llm_kv_usage)  # fmt: skip
+
+    def _llm_sequences(self) -> list[tuple[list[str], float]]:
+        out: list[tuple[list[str], float]] = []
+        for e in self.loaded():
+            scheduler = getattr(e.runtime, "scheduler", None)
+            stats = getattr(scheduler, "stats", None)
+            if callable(stats):
+                counts = stats()
+                for state in ("running", "waiting"):
+                    out.append(([e.info.model, str(e.info.version), state], float(counts.get(state, 0))))
+        return out
+
+    def _llm_kv_usage(self) -> list[tuple[list[str], float]]:
+        out: list[tuple[list[str], float]] = []
+        for e in self.loaded():
+            scheduler = getattr(e.runtime, "scheduler", None)
+            if scheduler is not None and callable(getattr(scheduler, "stats", None)):
+                slots = max(1, int(getattr(scheduler, "max_seqs", 1)))
+                out.append(([e.info.model, str(e.info.version)], scheduler.stats().get("running", 0) / slots))
+        return out
 
     def _count_states(self) -> list[tuple[list[str], float]]:
         counts = {state: 0 for state in ModelState}

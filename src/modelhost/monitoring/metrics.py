@@ -63,11 +63,7 @@ class Metrics:
         self.itl = Histogram("modelhost_inter_token_latency_seconds", "Time between generated tokens.", mv,
                              buckets=TOKEN_LATENCY_BUCKETS, registry=r)  # fmt: skip
         self.tokens = Counter("modelhost_tokens", "Tokens processed.", [*mv, "kind"], registry=r)
-        self.sequences = Gauge(
-            "modelhost_llm_sequences", "LLM sequences by state.", [*mv, "state"], registry=r
-        )
-        self.kv_cache = Gauge("modelhost_llm_kv_cache_usage_ratio", "Fraction of the KV cache in use.", mv,
-                              registry=r)  # fmt: skip
+        # (LLM sequences and KV-cache use are read from the schedulers at scrape time: see repository.py)
         # gateway
         self.denials = Counter("modelhost_gateway_denials", "Requests refused by the gateway.",
                                ["key_id", "reason"], registry=r)  # fmt: skip

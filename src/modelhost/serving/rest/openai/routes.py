@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,8 @@ from starlette.responses import StreamingResponse
 from modelhost.errors import ModelhostError, NotFound
 from modelhost.gateway.keys import ApiKey
 from modelhost.gateway.service import Gateway
+from modelhost.monitoring.metrics import Metrics
+from modelhost.registry import VersionInfo
 from modelhost.runtimes.embeddings import EmbeddingsRuntime
 from modelhost.runtimes.llm import LLMRuntime
 from modelhost.serving.deps import CurrentKey, GatewayDep, Plane, SettingsDep
@@ -48,13 +51,17 @@ SERVED_RUNTIMES = (LLMRuntime.name, EmbeddingsRuntime.name)
 
 
 async def _runtime(plane: Plane, ref: str, kind: type[Any]) -> Any:
+    return (await _served(plane, ref, kind))[1]
+
+
+async def _served(plane: Plane, ref: str, kind: type[Any]) -> tuple[VersionInfo, Any]:
     try:
-        _info, runtime = await plane.runtime_of(ref, kind)
+        info, runtime = await plane.runtime_of(ref, kind)
     except ModelhostError as exc:
         if exc.param is None and (isinstance(exc, NotFound) or exc.status_code == 400):
             exc.param = "model"
         raise
-    return runtime
+    return info, runtime
 
 
 async def _admit(key: ApiKey, gateway: Gateway, model: str, max_tokens: int) -> Any:
@@ -68,17 +75,40 @@ async def _admit(key: ApiKey, gateway: Gateway, model: str, max_tokens: int) -> 
     return await gateway.admit(key, model, max_tokens=max_tokens)
 
 
-async def _generate(make: Any, reservation: Any) -> JSONBytes | StreamingResponse:
+async def _generate(
+    make: Any, reservation: Any, metrics: Metrics, info: VersionInfo
+) -> JSONBytes | StreamingResponse:
+    labels = (info.model, str(info.version))
+    started = time.perf_counter()
+
     async def on_finish(prompt_tokens: int, completion_tokens: int) -> None:
+        metrics.tokens.labels(*labels, "prompt").inc(prompt_tokens)
+        metrics.tokens.labels(*labels, "completion").inc(completion_tokens)
         await reservation.settle(input_tokens=prompt_tokens, output_tokens=completion_tokens)
+
+    async def timed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Time to first token and the gaps between streamed chunks (each carries one or more tokens)."""
+        last: float | None = None
+        async for chunk in chunks:
+            now = time.perf_counter()
+            if last is None:
+                metrics.ttft.labels(*labels).observe(now - started)
+            else:
+                metrics.itl.labels(*labels).observe(now - last)
+            last = now
+            yield chunk
 
     try:
         result = await make(on_finish)
     except BaseException:
         await reservation.settle(error=True)
         raise
+    if not isinstance(result, dict):
+        result = timed(result)
     if isinstance(result, dict):
         used = result.get("usage") or {}
+        metrics.tokens.labels(*labels, "prompt").inc(used.get("prompt_tokens", 0))
+        metrics.tokens.labels(*labels, "completion").inc(used.get("completion_tokens", 0))
         await reservation.settle(
             input_tokens=used.get("prompt_tokens", 0), output_tokens=used.get("completion_tokens", 0)
         )
@@ -137,9 +167,12 @@ async def completions(
     req: CompletionRequest, plane: Plane, settings: SettingsDep, key: CurrentKey, gateway: GatewayDep
 ) -> Any:
     reservation = await _admit(key, gateway, req.model, (req.max_tokens or 16) * req.n)
-    runtime = await _runtime(plane, req.model, LLMRuntime)
+    info, runtime = await _served(plane, req.model, LLMRuntime)
     return await _generate(
-        lambda done: create_completion(req, runtime, req.model, settings, done), reservation
+        lambda done: create_completion(req, runtime, req.model, settings, done),
+        reservation,
+        plane.metrics,
+        info,
     )
 
 
@@ -153,9 +186,12 @@ async def chat_completions(
 ) -> Any:
     budget = req.max_completion_tokens or req.max_tokens or settings.llm_max_context
     reservation = await _admit(key, gateway, req.model, budget * req.n)
-    runtime = await _runtime(plane, req.model, LLMRuntime)
+    info, runtime = await _served(plane, req.model, LLMRuntime)
     return await _generate(
-        lambda done: create_chat_completion(req, runtime, req.model, settings, done), reservation
+        lambda done: create_chat_completion(req, runtime, req.model, settings, done),
+        reservation,
+        plane.metrics,
+        info,
     )
 
 
