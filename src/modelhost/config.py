@@ -187,6 +187,11 @@ class Settings(BaseSettings):
     drift_webhook_url: str | None = Field(
         default=None, description="URL that receives a JSON POST when a drift report finds drift."
     )
+    otel_enabled: bool = Field(
+        default=False,
+        description="Emit an OpenTelemetry span per HTTP request (needs opentelemetry-api; exporters are "
+        "configured the OpenTelemetry way).",
+    )
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     max_request_rows: int = Field(
         default=100_000, ge=1, description="Most rows one inference request may carry (413 above)."

@@ -150,3 +150,27 @@ def test_gateway_denials_and_key_usage_are_metrics(settings: Settings, iris_regi
     assert value(metrics, "modelhost_gateway_denials_total", key_id="unknown", reason="unauthorized") == 1
     reader_id = reader.split("_")[2]
     assert value(metrics, "modelhost_gateway_denials_total", key_id=reader_id, reason="forbidden") == 1
+
+
+def test_opentelemetry_spans_when_enabled(settings: Settings, iris_registry: Registry) -> None:
+    sdk = pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = sdk.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+    with TestClient(
+        create_app(settings.model_copy(update={"otel_enabled": True}), registry=iris_registry)
+    ) as c:
+        r = c.post("/v2/models/iris/infer", json=body, headers={"x-request-id": "trace-me"})
+        assert r.status_code == 200
+        assert c.post("/v2/models/nope/infer", json=body).status_code == 404
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    span = spans["POST /v2/models/iris/infer"]
+    assert span.attributes["http.response.status_code"] == 200
+    assert span.attributes["modelhost.request_id"] == "trace-me"
+    assert spans["POST /v2/models/nope/infer"].attributes["http.response.status_code"] == 404

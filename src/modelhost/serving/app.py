@@ -19,7 +19,9 @@ from modelhost.distributed import make_repository
 from modelhost.gateway.limits import Backend
 from modelhost.gateway.service import Gateway, resolve_auth_mode
 from modelhost.logs import RequestIdMiddleware
+from modelhost.monitoring import tracing
 from modelhost.monitoring.metrics import Metrics
+from modelhost.monitoring.tracing import TracingMiddleware
 from modelhost.registry import Registry
 from modelhost.serving import grpc as grpc_service
 from modelhost.serving.errors import install_error_handlers
@@ -80,6 +82,8 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
+    if settings.otel_enabled and (otel := tracing.tracer()) is not None:
+        app.add_middleware(TracingMiddleware, tracer=otel)
     app.include_router(v2.router)
     app.include_router(admin.router)
     app.include_router(gateway_admin.router)
