@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from modelhost.provenance import code_version
 from modelhost.registry import Registry, VersionInfo
 
 
@@ -24,20 +24,6 @@ class DemoModel:
 
 def _data_hash(x: np.ndarray, y: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes()).hexdigest()
-
-
-def _code_version() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _train(name: str) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], np.ndarray]:
@@ -68,7 +54,7 @@ def _train(name: str) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, An
     lineage = {
         "data": f"sklearn.datasets.load_{name}",
         "data_hash": _data_hash(x, y),
-        "code_version": _code_version(),
+        "code_version": code_version(),
     }
     return model, metrics, params, lineage, x_train
 

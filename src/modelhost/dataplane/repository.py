@@ -189,13 +189,17 @@ class ModelRepository:
             else cls(path, info.signature, self.settings)
         )  # fmt: skip
         runtime.load()
+        self._warm_up(info, runtime)
+        return runtime
+
+    def _warm_up(self, info: VersionInfo, runtime: Runtime) -> None:
+        """One all-zero row through a freshly loaded model, before it takes traffic (best effort)."""
         warm = _warmup_inputs(info) if self.settings.warmup else None
         if warm is not None:
             try:
                 runtime.predict(warm, [s.name for s in info.signature.outputs])
             except Exception as exc:  # a model may reject zeros; warming is best effort
                 log.info("warm-up of %s version %s skipped: %s", info.model, info.version, exc)
-        return runtime
 
     def _make_batcher(self, entry: LoadedModel, deployment: DeploymentInfo) -> Batcher | None:
         size = deployment.max_batch_size or self.settings.max_batch_size

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from modelhost.config import Settings
-from modelhost.dataplane.repository import ModelRepository, _warmup_inputs
+from modelhost.dataplane.repository import ModelRepository
 from modelhost.errors import InvalidInput, ModelhostError, ModelNotReady
 from modelhost.registry import DeploymentInfo, VersionInfo
 from modelhost.registry.store import ArtifactStore
@@ -213,10 +213,5 @@ class RayModelRepository(ModelRepository):
         self.registry.artifact_path(info)  # refuse a tampered artifact here too, before deploying
         runtime = RayRuntime(info, self.settings)
         runtime.load()
-        warm = _warmup_inputs(info) if self.settings.warmup else None
-        if warm is not None:
-            try:
-                runtime.predict(warm, [s.name for s in info.signature.outputs])
-            except Exception as exc:  # a model may reject zeros; warming is best effort
-                log.info("warm-up of %s version %s skipped: %s", info.model, info.version, exc)
+        self._warm_up(info, runtime)
         return runtime

@@ -3,7 +3,6 @@ promotion gate. Everything that can fail runs before registration, so a failed r
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from modelhost.pipelines.evaluate import classification_metrics, regression_metr
 from modelhost.pipelines.search import SearchResult, search
 from modelhost.pipelines.spec import PipelineSpec, parse_gate
 from modelhost.pipelines.trainer import Fitted, Trainer
+from modelhost.provenance import code_version
 from modelhost.registry import Registry, VersionInfo
 
 
@@ -28,21 +28,6 @@ class RunResult:
     plots: dict[str, str] = field(default_factory=dict)
     promoted: bool | None = None
     gate: str = ""
-
-
-def code_version() -> str:
-    """The git commit of the modelhost checkout (or 'unknown' outside one)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def make_trainer(spec: PipelineSpec, ds: Dataset) -> Trainer:

@@ -106,12 +106,14 @@ async def require_loader(key: CurrentKey) -> ApiKey:
     return key
 
 
-async def meter_model(request: Request, key: CurrentKey) -> AsyncIterator[Reservation]:
-    """Scope check, admission (limits and quotas) and usage metering for ``{model_name}`` routes."""
-    model = request.path_params["model_name"]
+@contextlib.asynccontextmanager
+async def _metered(
+    request: Request, key: ApiKey, model: str, version: str = ""
+) -> AsyncIterator[Reservation]:
+    """Scope check, admission (limits, quotas, budgets) and, at the end, settlement of one request."""
     key.require_infer(model)
     gateway: Gateway = request.app.state.gateway
-    usage = await gateway.admit(key, model, request.path_params.get("model_version", ""))
+    usage = await gateway.admit(key, model, version)
     if usage.headers:
         request.scope[RATELIMIT_SCOPE_KEY] = usage.headers
     try:
@@ -121,6 +123,14 @@ async def meter_model(request: Request, key: CurrentKey) -> AsyncIterator[Reserv
         raise
     finally:
         await usage.settle()
+
+
+async def meter_model(request: Request, key: CurrentKey) -> AsyncIterator[Reservation]:
+    """Metering for ``{model_name}`` routes (OIP v2)."""
+    async with _metered(
+        request, key, request.path_params["model_name"], request.path_params.get("model_version", "")
+    ) as usage:
+        yield usage
 
 
 async def meter_task(request: Request, key: CurrentKey) -> AsyncIterator[Reservation | None]:
@@ -136,18 +146,8 @@ async def meter_task(request: Request, key: CurrentKey) -> AsyncIterator[Reserva
     if not isinstance(model, str) or not model:
         yield None
         return
-    key.require_infer(model)
-    gateway: Gateway = request.app.state.gateway
-    usage = await gateway.admit(key, model)
-    if usage.headers:
-        request.scope[RATELIMIT_SCOPE_KEY] = usage.headers
-    try:
+    async with _metered(request, key, model) as usage:
         yield usage
-    except BaseException:
-        usage.error = True
-        raise
-    finally:
-        await usage.settle()
 
 
 Plane = Annotated[DataPlane, Depends(get_plane)]
