@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 # Optional dependency groups from pyproject.toml that the demo and the tests need.
 EXTRAS ?= dev,grpc,gateway,llm,train,tasks,scale
+# Groups only the tests need (PySpark: ~300 MB and a JVM), kept out of the demo's install.
+TEST_EXTRAS ?= spark
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test lint install serve clean services
 
@@ -39,7 +42,11 @@ services:
 	  fi
 
 ## test: lint (ruff), types (mypy) and the test suite (pytest, including the e2e tier)
-test: $(STAMP) services
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),$(TEST_EXTRAS)]'
+	@touch $(TEST_STAMP)
+
+test: $(TEST_STAMP) services
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

@@ -192,6 +192,11 @@ class Settings(BaseSettings):
         description="Emit an OpenTelemetry span per HTTP request (needs opentelemetry-api; exporters are "
         "configured the OpenTelemetry way).",
     )
+    strict_readiness: bool = Field(
+        default=False,
+        description="/v2/health/ready answers 503 while any loaded model version is in the FAILED state "
+        "(a load or integrity failure), so an orchestrator keeps traffic away.",
+    )
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     max_request_rows: int = Field(
         default=100_000, ge=1, description="Most rows one inference request may carry (413 above)."

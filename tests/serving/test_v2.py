@@ -245,3 +245,17 @@ def test_openapi_is_published(client: TestClient) -> None:
     assert "InferenceRequestModel" in spec["components"]["schemas"]
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     assert all("422" not in op["responses"] for ops in spec["paths"].values() for op in ops.values())
+
+
+def test_strict_readiness_reports_failed_models(settings: Settings, iris_registry: Registry) -> None:
+    from pathlib import Path
+
+    v = iris_registry.get_version("iris", 1)
+    Path(v.artifact_uri).write_bytes(Path(v.artifact_uri).read_bytes() + b"tampered")
+    for strict, status in ((False, 200), (True, 503)):
+        app = create_app(settings.model_copy(update={"strict_readiness": strict}), registry=iris_registry)
+        with TestClient(app) as c:
+            r = c.get("/v2/health/ready")
+            assert r.status_code == status, r.text
+            if strict:
+                assert "iris/1" in r.json()["error"] and "integrity" in r.json()["error"]

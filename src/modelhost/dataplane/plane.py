@@ -116,7 +116,12 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        return self.started
+        """Started; with MODELHOST_STRICT_READINESS also no loaded version in the FAILED state."""
+        return self.started and not (self.settings.strict_readiness and self.failed_models())
+
+    def failed_models(self) -> list[str]:
+        return [f"{e.info.model}/{e.info.version}: {e.reason}" for e in self.repository.loaded()
+                if e.state is ModelState.FAILED]  # fmt: skip
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "modelhost", "version": __version__, "extensions": EXTENSIONS}

@@ -186,6 +186,9 @@ async def server_live(plane: Plane) -> dict[str, bool]:
 @router.get("/health/ready", responses=_ERRORS)
 async def server_ready(plane: Plane) -> Response:
     if not plane.ready():
+        failed = plane.failed_models() if plane.started else []
+        if failed:
+            raise ModelNotReady(f"models failed to load (MODELHOST_STRICT_READINESS): {'; '.join(failed)}")
         raise ModelNotReady("the server is starting: models are still loading")
     return JSONBytes({"ready": True})
 
