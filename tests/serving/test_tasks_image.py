@@ -62,3 +62,30 @@ def test_undecodable_image_is_a_400(task_client: TestClient) -> None:
     )
     assert r.status_code == 400
     assert "could not be decoded as an image" in r.json()["error"]
+
+
+def test_concurrent_image_requests_are_batched_across_requests(task_client: TestClient) -> None:
+    """The adaptive batcher serves task models too: concurrent single-image OIP requests share forwards."""
+    import threading
+
+    image = base64.b64encode(_jpeg("flower.jpg")).decode()
+    body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [image]}]}
+    entry = next(e for e in task_client.app.state.plane.repository.loaded() if e.info.model == "efficientnet")  # type: ignore[attr-defined]
+    assert entry.batcher is not None
+    before = (entry.batcher.stats.requests, entry.batcher.stats.batches)
+    labels: list[str] = []
+
+    def call() -> None:
+        r = task_client.post("/v2/models/efficientnet/infer", json=body)
+        assert r.status_code == 200, r.text
+        labels.append(next(o for o in r.json()["outputs"] if o["name"] == "top_label")["data"][0])
+
+    threads = [threading.Thread(target=call) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    requests = entry.batcher.stats.requests - before[0]
+    batches = entry.batcher.stats.batches - before[1]
+    assert labels == ["daisy"] * 12
+    assert requests == 12 and batches < requests  # several requests shared one forward
