@@ -177,8 +177,9 @@ def test_cache_is_released_after_many_requests(scheduler: Scheduler) -> None:
             scheduler.submit(GenerationRequest([3, 4, 5], SamplingParams(seed=1), 5), c)
         for c in cs:
             c.wait()
+    # The collectors are woken before the scheduler thread frees the batch's cache: wait for it.
     deadline = time.monotonic() + 5
-    while scheduler.stats()["running"] and time.monotonic() < deadline:
+    while (scheduler.stats()["running"] or scheduler._kv.pad) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert scheduler._kv.layers == [] and scheduler._kv.pad == []
 
