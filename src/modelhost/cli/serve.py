@@ -81,8 +81,11 @@ def serve(
         if s.grpc_port:
             _check_port_free(s.host, s.grpc_port)
         _first_start_admin_key()
+        import faulthandler
+
         from modelhost.logs import configure_logging
 
+        faulthandler.enable()  # a crash in native model code leaves its Python traceback in the log
         configure_logging(s.log_level, s.log_format)
         install_redaction(s)
         scheme = "https" if tls else "http"

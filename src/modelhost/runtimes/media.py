@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import threading
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,19 @@ def element_bytes(value: Any, what: str) -> bytes:
     return data
 
 
+_DECODE_LOCK = threading.Lock()
+
+
 def decode_audio(data: bytes, what: str = "audio") -> np.ndarray:
     """Mono float32 samples at 16 kHz from any container/codec PyAV reads (WAV, FLAC, MP3, OGG…);
     other sample rates are resampled. Undecodable bytes are an InvalidInput, never a crash."""
     from faster_whisper.audio import decode_audio as fw_decode
 
     try:
-        audio = fw_decode(io.BytesIO(data), sampling_rate=SAMPLE_RATE)
+        # Serialised: concurrent PyAV decoding is suspected in an intermittent native crash of the
+        # server (see the session notes); decoding a clip takes milliseconds.
+        with _DECODE_LOCK:
+            audio = fw_decode(io.BytesIO(data), sampling_rate=SAMPLE_RATE)
     except Exception as exc:  # PyAV raises its own error tree (InvalidDataError, …) for bad input
         raise InvalidInput(f"{what} could not be decoded as audio: {type(exc).__name__}: {exc}") from None
     if not isinstance(audio, np.ndarray) or audio.size == 0:
