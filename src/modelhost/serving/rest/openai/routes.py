@@ -50,10 +50,6 @@ _JSON_OR_SSE: dict[int | str, dict[str, Any]] = {
 SERVED_RUNTIMES = (LLMRuntime.name, EmbeddingsRuntime.name)
 
 
-async def _runtime(plane: Plane, ref: str, kind: type[Any]) -> Any:
-    return (await _served(plane, ref, kind))[1]
-
-
 async def _served(plane: Plane, ref: str, kind: type[Any]) -> tuple[VersionInfo, Any]:
     try:
         info, runtime = await plane.runtime_of(ref, kind)
@@ -198,7 +194,7 @@ async def chat_completions(
 @router.post("/embeddings", summary="Embeddings (OpenAI-compatible): float or base64")
 async def embeddings(req: EmbeddingRequest, plane: Plane, key: CurrentKey, gateway: GatewayDep) -> JSONBytes:
     reservation = await _admit(key, gateway, req.model, 0)
-    runtime = await _runtime(plane, req.model, EmbeddingsRuntime)
+    _, runtime = await _served(plane, req.model, EmbeddingsRuntime)
     try:
         result = await create_embeddings(req, runtime, req.model)
     except BaseException:
