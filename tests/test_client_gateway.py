@@ -46,7 +46,9 @@ def test_key_usage_and_audit_calls() -> None:
             return httpx.Response(200, text="key_id,model\n", headers={"content-type": "text/csv"})
         if request.url.path == "/api/v1/keys/abc/revoke":
             return httpx.Response(401, json={"error": "invalid API key"})
-        return httpx.Response(200, json=[] if request.method == "GET" else {"key": "mh_live_x"})
+        return httpx.Response(
+            200, json=[] if request.method == "GET" else {"key": "mh_live_x", "key_id": "k1", "name": "svc"}
+        )
 
     with _client(handler) as c:
         assert c.create_key("svc", ["infer"], limits={"rpm": 5})["key"] == "mh_live_x"
