@@ -84,7 +84,7 @@ def _signature(op: Callable[..., Any], method: Callable[..., Any]) -> None:
     sig = inspect.signature(op)
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     bound = sig.replace(parameters=[self_param, *sig.parameters.values()], return_annotation=sig.empty)
-    setattr(method, "__signature__", bound)  # help() and IDEs show the operation's parameters
+    method.__signature__ = bound  # type: ignore[attr-defined]  # help() shows the parameters
 
 
 # --- sync ---------------------------------------------------------------------------------------------
