@@ -170,12 +170,12 @@ def test_rollback_deployments_and_canary_commands(cli, iris_skops: Path) -> None
     r = cli("deployments", "set", "iris", "--max-batch-size", "0")
     assert r.exit_code == 1 and "max_batch_size" in r.output
     assert cli("canary", "set", "iris", "production", "3", "10").exit_code == 0
-    shown = json.loads(cli("deployments", "show", "iris").output)
+    shown = json.loads(cli("deployments", "show", "iris", "--json").output)
     assert shown["canaries"] == {"production": {"version": 3, "percent": 10.0}}
     r = cli("canary", "set", "iris", "production", "3", "150")
     assert r.exit_code == 1 and "between 0 and 100" in r.output
     assert cli("canary", "clear", "iris", "production").exit_code == 0
-    assert json.loads(cli("deployments", "show", "iris").output)["canaries"] == {}
+    assert json.loads(cli("deployments", "show", "iris", "--json").output)["canaries"] == {}
 
 
 def test_register_with_reference_and_drift(cli, iris_skops: Path, tmp_path: Path, iris_xy) -> None:  # type: ignore[no-untyped-def]

@@ -42,3 +42,25 @@ def test_async_client_and_server_side_rate_limit(server: Server) -> None:
             assert exc_info.value.status_code == 429 and float(exc_info.value.headers["retry-after"]) > 0
 
     asyncio.run(main())
+
+
+def test_cli_uploads_to_a_server_and_reads_its_status(server: Server, iris_skops) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from modelhost.cli import app
+
+    runner = CliRunner()
+    env = {"MODELHOST_URL": server.url, "MODELHOST_API_KEY": server.admin_key}
+    args = ["models", "register", str(iris_skops), "--name", "cli-upload", "--alias", "production", "--json"]
+    r = runner.invoke(app, args, env=env)
+    assert r.exit_code == 0, r.output
+    record = json.loads(r.stdout)
+    assert record["model"] == "cli-upload" and record["version"] == 1
+    assert record["lineage"]["source"] == "upload:iris.skops"  # registered by the server, not locally
+    with Client(server.url, api_key=server.admin_key) as c:
+        assert c.get_model("cli-upload").aliases == {"production": 1}
+    r = runner.invoke(app, ["--json", "status"], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ready"] is True

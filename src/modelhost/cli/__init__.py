@@ -12,7 +12,7 @@ import typer
 
 from modelhost import __version__
 from modelhost.cli import demo, gateway_cmds, ml, monitor, predict, registry_cmds, rollout, serve, train
-from modelhost.cli.common import out
+from modelhost.cli.common import out, set_global_json
 
 app = typer.Typer(
     help="modelhost: register models and serve them over the Open Inference Protocol.",
@@ -50,8 +50,13 @@ def _main(
             "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
         ),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print JSON (stable keys) from every command that prints data."),
+    ] = False,
 ) -> None:
     """modelhost command line."""
+    set_global_json(as_json)
 
 
 def main() -> None:

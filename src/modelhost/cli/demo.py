@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modelhost.cli.common import out, registry, run, settings
+from modelhost.cli.common import out, registry, run, settings, working
 from modelhost.cli.serve import serve
 
 # --- demo --------------------------------------------------------------------------------------------
@@ -24,12 +24,12 @@ def demo(
 
     def body() -> None:
         s = settings()
-        with out.status("training and registering demo models…"):
+        with working("training and registering demo models…"):
             reg = registry()
             models = register_demo_models(reg)
-        with out.status("registering SmolLM2 and MiniLM (the GGUF is converted once, then cached)…"):
+        with working("registering SmolLM2 and MiniLM (the GGUF is converted once, then cached)…"):
             models += register_demo_llms(reg)
-        with out.status("registering Whisper, Bergamot and EfficientNet (converted to ONNX once)…"):
+        with working("registering Whisper, Bergamot and EfficientNet (converted to ONNX once)…"):
             models += register_demo_tasks(reg)
         for m in models:
             note = (

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from modelhost.cli.common import JsonOpt, err, out, print_json, registry, run, settings
+from modelhost.cli.common import JsonOpt, err, json_mode, out, print_json, registry, run, settings
 from modelhost.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def _keys() -> KeyService:
 
 
 def _show_secret(raw: str, as_json: bool, info: dict[str, object]) -> None:
-    if as_json:
+    if json_mode(as_json):
         print_json({"key": raw, **info})
         return
     out.print(f"key id [bold]{info['key_id']}[/] ({info['name']}, scopes {', '.join(info['scopes'])})")  # type: ignore[arg-type]
@@ -46,7 +46,7 @@ def init(as_json: JsonOpt = False) -> None:
         raw = _keys().ensure_admin_key("init")
         if raw is None:
             err.print("an active admin key already exists; create more with 'modelhost keys create'")
-            if as_json:
+            if json_mode(as_json):
                 print_json({"key": None})
             return
         from modelhost.gateway.keys import KeyService
@@ -113,7 +113,7 @@ def keys_list(
 
     def body() -> None:
         keys = _keys().list(include_revoked=include_revoked)
-        if as_json:
+        if json_mode(as_json):
             print_json([k.to_dict() for k in keys])
             return
         table = Table("key id", "name", "owner", "scopes", "state", "expires", "last used")
@@ -139,10 +139,16 @@ def keys_list(
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (mh_live_<key id>_...).")]) -> None:
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (mh_live_<key id>_...).")],
+    as_json: JsonOpt = False,
+) -> None:
     """Revoke a key: requests with it are refused (401)."""
-    run(lambda: _keys().revoke(key_id, actor="cli"))
-    out.print(f"revoked key {key_id}")
+    key = run(lambda: _keys().revoke(key_id, actor="cli"))
+    if json_mode(as_json):
+        print_json(key.to_dict())
+    else:
+        out.print(f"revoked key {key_id}")
 
 
 @keys_app.command("rotate")
@@ -179,7 +185,7 @@ def usage(
         records = Meter(registry().session).report(key_id=key_id, model=model, since=since, until=until)
         if csv:
             print(to_csv(records), end="")
-        elif as_json:
+        elif json_mode(as_json):
             print_json([r.to_dict() for r in records])
         else:
             table = Table(
@@ -207,7 +213,7 @@ def audit(
 
     def body() -> None:
         events = AuditLog(registry().session).query(actor=actor, action=action, target=target, limit=limit)
-        if as_json:
+        if json_mode(as_json):
             print_json([e.to_dict() for e in events])
             return
         table = Table("at", "actor", "action", "target", "details")

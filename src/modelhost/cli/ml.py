@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from modelhost.cli.common import JsonOpt, out, print_json, registry, run
+from modelhost.cli.common import JsonOpt, json_mode, out, print_json, registry, run, working
 from modelhost.errors import InvalidInput
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "pipelines" / "examples"
@@ -65,7 +65,7 @@ def train(
                 if v is not None
             }
             s = s.model_copy(update={"federated": fed.model_copy(update=updates), "framework": "torch"})
-        result = run_pipeline(s, registry(), show_progress=not as_json, actor="cli")
+        result = run_pipeline(s, registry(), show_progress=not json_mode(as_json), actor="cli")
         summary: dict[str, Any] = {
             "model": result.version.model,
             "version": result.version.version,
@@ -82,7 +82,7 @@ def train(
                 "trials": result.search.trials,
                 "pruned": result.search.pruned,
             }
-        if as_json:
+        if json_mode(as_json):
             print_json(summary)
             return
         v = result.version
@@ -137,8 +137,9 @@ def optimize(
                 f"--student-hidden takes comma-separated integers, got {student_hidden!r}"
             ) from None
         req = OptimizeRequest(onnx, quantize, prune, distill_from, hidden, temperature)
-        rows = run_optimize(registry(), ref, req, repeats)
-        if as_json:
+        with working(f"optimizing {ref} and timing each version…"):
+            rows = run_optimize(registry(), ref, req, repeats)
+        if json_mode(as_json):
             print_json([r.to_dict() for r in rows])
         else:
             out.print(table(rows))
@@ -160,9 +161,10 @@ def explain(
         reg = registry()
         loaded = LoadedVersion(reg, ref)
         d = _report_dir(reg, loaded.info.model, loaded.info.version)
-        report = explain_version(loaded, d, rows=rows)
+        with working("computing permutation importance and SHAP values…"):
+            report = explain_version(loaded, d, rows=rows)
         (d / "explain.json").write_text(json.dumps(report, indent=2))
-        if as_json:
+        if json_mode(as_json):
             print_json(report)
             return
         table = Table("feature", "permutation importance", "± std", "mean |SHAP|")
@@ -194,10 +196,11 @@ def fairness(
 
         reg = registry()
         loaded = LoadedVersion(reg, ref)
-        report = fairness_of_version(loaded, sensitive)
+        with working("computing fairness metrics…"):
+            report = fairness_of_version(loaded, sensitive)
         d = _report_dir(reg, loaded.info.model, loaded.info.version)
         (d / "fairness.json").write_text(json.dumps(report, indent=2))
-        if as_json:
+        if json_mode(as_json):
             print_json(report)
             return
         table = Table("group", "count", "accuracy", "selection rate", "true positive rate")

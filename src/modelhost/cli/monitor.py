@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from modelhost.cli.common import JsonOpt, out, print_json, registry, run
+from modelhost.cli.common import JsonOpt, json_mode, out, print_json, registry, run
 
 
 def drift(
@@ -23,7 +23,7 @@ def drift(
         reg = registry()
         info = reg.resolve(model_ref, version)
         report = compute_drift(reg, info, limit)
-        if as_json:
+        if json_mode(as_json):
             print_json(report.to_dict())
             return
         out.print(f"[bold]{info.model}[/] version {info.version}: {report.reference_rows} reference rows, "
@@ -44,25 +44,19 @@ def drift(
 
 
 def status(
-    url: Annotated[str, typer.Option(help="Server URL.")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str | None, typer.Option(envvar="MODELHOST_URL", help="Server URL.")
+    ] = "http://127.0.0.1:8000",
     api_key: Annotated[str | None, typer.Option(envvar="MODELHOST_API_KEY", help="An admin API key.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """What a running server has loaded: models, versions, state, batching, workers, memory."""
-    import httpx
-
-    from modelhost.client import _raise_for
-    from modelhost.errors import ModelNotReady
+    from modelhost.sdk import Client
 
     def body() -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        try:
-            resp = httpx.get(f"{url.rstrip('/')}/api/v1/status", headers=headers, timeout=10)
-        except httpx.HTTPError as exc:
-            raise ModelNotReady(f"cannot reach {url}: {exc}") from None
-        _raise_for(resp)
-        data = resp.json()
-        if as_json:
+        with Client(url, api_key=api_key, timeout=10, max_retries=0) as client:
+            data = client.status().to_dict()
+        if json_mode(as_json):
             print_json(data)
             return
         out.print(f"pid {data['pid']}, ready {data['ready']}, max RSS {data['max_rss_mb']} MB")

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from modelhost.cli.common import JsonOpt, kv, out, print_json, registry, run
+from modelhost.cli.common import (
+    JsonOpt,
+    byte_progress,
+    json_mode,
+    kv,
+    out,
+    print_json,
+    registry,
+    run,
+    working,
+)
 
 
 def load_table(path: Path) -> tuple[Any, list[str] | None]:
@@ -33,6 +44,20 @@ aliases_app = typer.Typer(help="Aliases (production, staging, ...) and their his
 
 
 # --- models ----------------------------------------------------------------------------------------
+
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="MODELHOST_URL", help="Work on this server over its admin API instead of the local registry."
+    ),
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="MODELHOST_API_KEY", help="Admin API key for --url (mh_live_...).", show_default=False
+    ),
+]
 
 
 @models_app.command("register")
@@ -60,38 +85,82 @@ def models_register(
     ] = None,
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Allow moving a protected --alias.")] = False,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register PATH as a new immutable version of model NAME."""
+    """Register PATH as a new immutable version of model NAME (uploaded with a progress bar when
+    --url names a server)."""
 
     def body() -> None:
-        reg = registry()
-        info = reg.register_version(
-            name,
-            path,
-            format=format,
-            convert_onnx=convert_onnx,
-            description=description,
-            metrics=kv(metric, "metric"),
-            params=kv(param, "param"),
-            tags=kv(tag, "tag"),
-            lineage=kv(lineage, "lineage"),
-            actor="cli",
-        )
-        if reference is not None:
-            data, features = load_table(reference)
-            reg.set_reference(name, info.version, data, features=features)
-        if alias:
-            reg.set_alias(name, alias, info.version, actor="cli", force=force)
-        if as_json:
-            print_json(info.to_dict())
+        fields: dict[str, Any] = {
+            "format": format,
+            "convert_onnx": convert_onnx,
+            "description": description,
+            "metrics": kv(metric, "metric"),
+            "params": kv(param, "param"),
+            "tags": kv(tag, "tag"),
+            "lineage": kv(lineage, "lineage"),
+        }
+        if url:
+            record = _register_remote(url, api_key, name, path, fields, reference, alias, force)
+        else:
+            record = _register_local(name, path, fields, reference, alias, force)
+        if json_mode(as_json):
+            print_json(record)
         else:
             out.print(
-                f"registered [bold]{name}[/] version {info.version} ({info.format}, sha256 {info.sha256[:12]}…)"
-                + (f", alias {alias}" if alias else "")
+                f"registered [bold]{name}[/] version {record['version']} ({record['format']}, "
+                f"sha256 {record['sha256'][:12]}…)" + (f", alias {alias}" if alias else "")
             )
 
     run(body)
+
+
+def _register_local(
+    name: str, path: Path, fields: dict[str, Any], reference: Path | None, alias: str | None, force: bool
+) -> dict[str, Any]:
+    reg = registry()
+    with working(f"checking, hashing and storing {path.name}…"):
+        info = reg.register_version(name, path, actor="cli", **fields)
+    if reference is not None:
+        data, features = load_table(reference)
+        reg.set_reference(name, info.version, data, features=features)
+    if alias:
+        reg.set_alias(name, alias, info.version, actor="cli", force=force)
+    return info.to_dict()
+
+
+def _register_remote(
+    url: str,
+    api_key: str | None,
+    name: str,
+    path: Path,
+    fields: dict[str, Any],
+    reference: Path | None,
+    alias: str | None,
+    force: bool,
+) -> dict[str, Any]:
+    from modelhost.errors import InvalidInput
+    from modelhost.sdk import Client
+
+    if reference is not None:
+        raise InvalidInput("--reference works on the local registry only (leave out --url)")
+    with Client(url, api_key=api_key, timeout=600) as client:
+        with byte_progress(f"uploading {path.name}") as update:
+            record = client.register(name, path, progress=update, **fields)
+        if alias:
+            client.set_alias(name, alias, record.version, force=force)
+        return record.to_dict()
+
+
+def show_record(record: dict[str, Any]) -> None:
+    """One record as a two-column table (nested values as compact JSON)."""
+    table = Table("field", "value", show_header=False)
+    for key, value in record.items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        table.add_row(key, text)
+    out.print(table)
 
 
 @models_app.command("list")
@@ -100,7 +169,7 @@ def models_list(as_json: JsonOpt = False) -> None:
 
     def body() -> None:
         models = registry().list_models()
-        if as_json:
+        if json_mode(as_json):
             print_json([m.to_dict() for m in models])
             return
         table = Table("name", "latest", "aliases", "task", "created")
@@ -121,7 +190,11 @@ def models_list(as_json: JsonOpt = False) -> None:
 @models_app.command("show")
 def models_show(name: str, as_json: JsonOpt = False) -> None:
     """Show one model."""
-    run(lambda: print_json(registry().get_model(name).to_dict()))
+    run(lambda: _emit(registry().get_model(name).to_dict(), as_json))
+
+
+def _emit(record: dict[str, Any], as_json: bool) -> None:
+    print_json(record) if json_mode(as_json) else show_record(record)
 
 
 # --- versions ---------------------------------------------------------------------------------------
@@ -133,7 +206,7 @@ def versions_list(name: str, as_json: JsonOpt = False) -> None:
 
     def body() -> None:
         versions = registry().list_versions(name)
-        if as_json:
+        if json_mode(as_json):
             print_json([v.to_dict() for v in versions])
             return
         table = Table("version", "format", "aliases", "metrics", "sha256", "created")
@@ -153,9 +226,9 @@ def versions_list(name: str, as_json: JsonOpt = False) -> None:
 
 
 @versions_app.command("show")
-def versions_show(name: str, version: str) -> None:
+def versions_show(name: str, version: str, as_json: JsonOpt = False) -> None:
     """Show one version: signature, metrics, params, lineage."""
-    run(lambda: print_json(registry().get_version(name, version).to_dict()))
+    run(lambda: _emit(registry().get_version(name, version).to_dict(), as_json))
 
 
 # --- aliases ------------------------------------------------------------------------------------
@@ -171,6 +244,7 @@ def aliases_set(
         bool | None, typer.Option("--protect/--unprotect", help="Set or clear protection.")
     ] = None,
     reason: Annotated[str, typer.Option(help="Why (kept in the alias history).")] = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Point ALIAS of NAME at VERSION (recorded in the alias history)."""
 
@@ -178,6 +252,9 @@ def aliases_set(
         info = registry().set_alias(
             name, alias, version, actor="cli", reason=reason, force=force, protect=protect
         )
+        if json_mode(as_json):
+            print_json(info.to_dict())
+            return
         out.print(f"{name}@{alias} → version {info.version}" + (" (protected)" if info.protected else ""))
 
     run(body)
@@ -189,7 +266,7 @@ def aliases_list(name: str, as_json: JsonOpt = False) -> None:
 
     def body() -> None:
         aliases = registry().list_aliases(name)
-        if as_json:
+        if json_mode(as_json):
             print_json([a.to_dict() for a in aliases])
             return
         table = Table("alias", "version", "protected", "updated", "by")
@@ -211,12 +288,16 @@ def aliases_delete(
     name: str,
     alias: str,
     force: Annotated[bool, typer.Option("--force", help="Delete a protected alias.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete ALIAS of NAME."""
 
     def body() -> None:
         registry().delete_alias(name, alias, actor="cli", force=force)
-        out.print(f"deleted {name}@{alias}")
+        if json_mode(as_json):
+            print_json({"model": name, "alias": alias, "deleted": True})
+        else:
+            out.print(f"deleted {name}@{alias}")
 
     run(body)
 
@@ -227,7 +308,7 @@ def aliases_history(name: str, alias: str, as_json: JsonOpt = False) -> None:
 
     def body() -> None:
         events = registry().alias_history(name, alias)
-        if as_json:
+        if json_mode(as_json):
             print_json([e.to_dict() for e in events])
             return
         table = Table("when", "from", "to", "by", "reason")

@@ -6,11 +6,12 @@ version before it takes traffic (the admin API applies them at once).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
-from modelhost.cli.common import JsonOpt, out, print_json, registry, run
+from modelhost.cli.common import JsonOpt, json_mode, out, print_json, registry, run
 
 deployments_app = typer.Typer(
     help="How each model is served: batching and worker processes.", no_args_is_help=True
@@ -23,20 +24,41 @@ def rollback(
     name: str,
     alias: str,
     reason: Annotated[str, typer.Option(help="Why (kept in the alias history).")] = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Move ALIAS of NAME back to the version it served before its latest move."""
 
     def body() -> None:
         info = registry().rollback_alias(name, alias, actor="cli", reason=reason)
+        if json_mode(as_json):
+            print_json(info.to_dict())
+            return
         out.print(f"{name}@{alias} rolled back → version {info.version}")
 
     run(body)
 
 
 @deployments_app.command("show")
-def deployments_show(name: str) -> None:
-    """Show the serving settings of NAME (null = the server default)."""
-    run(lambda: print_json(registry().get_deployment(name).to_dict()))
+def deployments_show(name: str, as_json: JsonOpt = False) -> None:
+    """Show the serving settings of NAME (null or "default" = the server default)."""
+    run(lambda: _emit(registry().get_deployment(name).to_dict(), as_json))
+
+
+def _emit(deployment: dict[str, Any], as_json: bool) -> None:
+    if json_mode(as_json):
+        print_json(deployment)
+        return
+    table = Table("model", "max batch size", "max wait ms", "workers", "canaries")
+    canaries = ", ".join(
+        f"{a}: {c['percent']:g} % → v{c['version']}" for a, c in deployment["canaries"].items()
+    )
+    table.add_row(
+        deployment["model"],
+        *(str(deployment[k]) if deployment[k] is not None else "default"
+          for k in ("max_batch_size", "max_wait_ms", "workers")),
+        canaries or "-",
+    )  # fmt: skip
+    out.print(table)
 
 
 @deployments_app.command("set")
@@ -55,7 +77,7 @@ def deployments_set(
         info = registry().set_deployment(
             name, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, workers=workers, actor="cli"
         )
-        print_json(info.to_dict()) if as_json else out.print(f"{name}: {info.to_dict()}")
+        _emit(info.to_dict(), as_json)
 
     run(body)
 
@@ -66,22 +88,32 @@ def canary_set(
     alias: str,
     version: str,
     percent: Annotated[float, typer.Argument(help="Share of the alias's traffic, 0-100.")],
+    as_json: JsonOpt = False,
 ) -> None:
     """Send PERCENT % of NAME@ALIAS traffic to VERSION (sticky per x-modelhost-routing-key)."""
 
     def body() -> None:
-        registry().set_canary(name, alias, version, percent, actor="cli")
-        out.print(f"{name}@{alias}: {percent:g} % → version {version}")
+        info = registry().set_canary(name, alias, version, percent, actor="cli")
+        if json_mode(as_json):
+            print_json(info.to_dict())
+        else:
+            out.print(f"{name}@{alias}: {percent:g} % → version {version}")
 
     run(body)
 
 
-@canary_app.command("clear")
-def canary_clear(name: str, alias: str) -> None:
+@canary_app.command("delete")
+def canary_delete(name: str, alias: str, as_json: JsonOpt = False) -> None:
     """Stop splitting NAME@ALIAS traffic."""
 
     def body() -> None:
-        registry().clear_canary(name, alias, actor="cli")
-        out.print(f"{name}@{alias}: no canary")
+        info = registry().clear_canary(name, alias, actor="cli")
+        if json_mode(as_json):
+            print_json(info.to_dict())
+        else:
+            out.print(f"{name}@{alias}: no canary")
 
     run(body)
+
+
+canary_app.command("clear", hidden=True)(canary_delete)  # the former name

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from modelhost import __version__
-from modelhost.cli.common import err, registry, run, settings
+from modelhost.cli.common import JsonOpt, err, json_mode, print_json, registry, run, settings
 from modelhost.errors import InvalidInput
 from modelhost.gateway.redact import install_redaction
 
@@ -134,8 +134,17 @@ def _first_start_admin_key() -> None:
         err.print(raw, highlight=False, soft_wrap=True)
 
 
-def config() -> None:
+def config(as_json: JsonOpt = False) -> None:
     """Print every setting (environment variable, default, meaning) as a Markdown table."""
-    from modelhost.config import settings_table
+    from modelhost.config import Settings, settings_table
 
-    print(settings_table())
+    if not json_mode(as_json):
+        print(settings_table())
+        return
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        rows.append(
+            {"variable": f"MODELHOST_{name.upper()}", "default": default, "description": field.description}
+        )
+    print_json(rows)
