@@ -92,6 +92,8 @@ def test_rollout_and_key_commands_print_json(cli: Cli, iris_skops: Path) -> None
     )
     created = _json(cli("keys", "create", "--name", "svc", "--scope", "infer", "--json"))
     assert created["key"].startswith("mh_live_") and created["scopes"] == ["infer"]
+    shown = _json(cli("keys", "show", created["key_id"], "--json"))
+    assert shown["name"] == "svc" and "key" not in shown and shown["revoked"] is False
     revoked = _json(cli("keys", "revoke", created["key_id"], "--json"))
     assert revoked["key_id"] == created["key_id"] and revoked["revoked"] is True
     listed = _json(cli("--json", "keys", "list"))

@@ -53,7 +53,8 @@ def test_cli_uploads_to_a_server_and_reads_its_status(server: Server, iris_skops
 
     runner = CliRunner()
     env = {"MODELHOST_URL": server.url, "MODELHOST_API_KEY": server.admin_key}
-    args = ["models", "register", str(iris_skops), "--name", "cli-upload", "--alias", "production", "--json"]
+    args = ["models", "register", str(iris_skops), "--name", "cli-upload", "--alias", "production", "--json",
+            "--url", server.url]  # fmt: skip
     r = runner.invoke(app, args, env=env)
     assert r.exit_code == 0, r.output
     record = json.loads(r.stdout)

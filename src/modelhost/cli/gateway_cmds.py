@@ -20,7 +20,7 @@ from modelhost.errors import InvalidInput
 if TYPE_CHECKING:
     from modelhost.gateway.keys import KeyService
 
-keys_app = typer.Typer(help="API keys: create, list, revoke, rotate.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create, list, show, revoke, rotate.", no_args_is_help=True)
 encryption_app = typer.Typer(help="Encryption of artifacts at rest.", no_args_is_help=True)
 
 
@@ -136,6 +136,15 @@ def keys_list(
         out.print(table)
 
     run(body)
+
+
+@keys_app.command("show")
+def keys_show(key_id: Annotated[str, typer.Argument(help="The key id.")], as_json: JsonOpt = False) -> None:
+    """Show one key (never its secret)."""
+    from modelhost.cli.registry_cmds import show_record
+
+    info = run(lambda: _keys().get(key_id)).to_dict()
+    print_json(info) if json_mode(as_json) else show_record(info)
 
 
 @keys_app.command("revoke")

@@ -48,9 +48,7 @@ aliases_app = typer.Typer(help="Aliases (production, staging, ...) and their his
 
 UrlOpt = Annotated[
     str | None,
-    typer.Option(
-        envvar="MODELHOST_URL", help="Work on this server over its admin API instead of the local registry."
-    ),
+    typer.Option(help="Upload to this server's admin API instead of the local registry.", show_default=False),
 ]
 KeyOpt = Annotated[
     str | None,
