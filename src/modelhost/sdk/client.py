@@ -10,7 +10,7 @@ import inspect
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, Generic, ParamSpec, TypedDict, TypeVar, Unpack, cast
 
 import httpx
 
@@ -27,6 +27,18 @@ C = TypeVar("C")
 # Module-level so tests can replace them with fakes that record the waits.
 _sleep = time.sleep
 _asleep = asyncio.sleep
+
+
+class ClientOptions(TypedDict, total=False):
+    """Keyword options shared by ``Client`` and ``AsyncClient`` (see ``_Base.__init__``)."""
+
+    api_key: str | None
+    admin_token: str | None
+    timeout: float
+    max_retries: int
+    backoff: float
+    retry: RetryPolicy | None
+    headers: dict[str, str] | None
 
 
 class _Base:
@@ -146,7 +158,7 @@ class Client(_Base):
         *,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
-        **options: Any,
+        **options: Unpack[ClientOptions],
     ) -> None:
         super().__init__(url, **options)
         self._owns_http = http_client is None
@@ -304,7 +316,7 @@ class AsyncClient(_Base):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
-        **options: Any,
+        **options: Unpack[ClientOptions],
     ) -> None:
         super().__init__(url, **options)
         self._owns_http = http_client is None
