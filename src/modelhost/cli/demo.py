@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modelhost.cli.common import out, registry, run, settings, working
+from modelhost.cli.common import JsonOpt, json_mode, out, print_json, registry, run, settings, working
 from modelhost.cli.serve import serve
 
 # --- demo --------------------------------------------------------------------------------------------
@@ -16,6 +16,7 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Start the server afterwards.")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train iris and digits classifiers and register SmolLM2, MiniLM, Whisper, Bergamot and
     EfficientNet (alias 'production'), print curl examples."""
@@ -31,6 +32,10 @@ def demo(
             models += register_demo_llms(reg)
         with working("registering Whisper, Bergamot and EfficientNet (converted to ONNX once)…"):
             models += register_demo_tasks(reg)
+        if json_mode(as_json):
+            print_json([{"model": m.name, "version": m.version, "skipped": m.skipped,
+                         "accuracy": m.accuracy if m.accuracy == m.accuracy else None} for m in models])  # fmt: skip
+            return
         for m in models:
             note = (
                 "already registered"
