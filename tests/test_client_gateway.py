@@ -12,8 +12,12 @@ from modelhost.errors import QuotaExceeded, RateLimited, Unauthorized
 
 
 def _client(handler) -> Client:  # type: ignore[no-untyped-def]
+    # retries off: these tests check what one answer maps to (retries: tests/sdk/test_retries.py)
     return Client(
-        "http://test", api_key="mh_live_0123456789ab_" + "s" * 43, transport=httpx.MockTransport(handler)
+        "http://test",
+        api_key="mh_live_0123456789ab_" + "s" * 43,
+        transport=httpx.MockTransport(handler),
+        max_retries=0,
     )
 
 
