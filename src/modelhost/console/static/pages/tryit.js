@@ -67,6 +67,7 @@ function chat(m) {
   const log = h("div", { class: "chat", "data-testid": "chat-log" });
   const text = h("textarea", { rows: 2, placeholder: "Say something…", "data-testid": "chat-input" });
   const maxTokens = h("input", { type: "number", value: 64, min: 1, max: 2048 });
+  const temperature = h("input", { type: "number", value: 0.7, min: 0, max: 2, step: 0.1, "data-testid": "chat-temperature" });
   return h("form", { onsubmit: action(async () => {
     const content = text.value.trim();
     if (!content) return;
@@ -77,12 +78,12 @@ function chat(m) {
     log.append(bubble);
     let answer = "";
     for await (const chunk of sse("/v1/chat/completions",
-      { model: m.name, messages, stream: true, max_tokens: Number(maxTokens.value) })) {
+      { model: m.name, messages, stream: true, max_tokens: Number(maxTokens.value), temperature: Number(temperature.value) })) {
       answer += chunk.choices?.[0]?.delta?.content ?? "";
       bubble.textContent = answer;
     }
     messages.push({ role: "assistant", content: answer });
-  }) }, log, text, h("div", { class: "row" }, h("label", {}, "max tokens ", maxTokens),
+  }) }, log, text, h("div", { class: "row" }, h("label", {}, "max tokens ", maxTokens), h("label", {}, "temperature ", temperature),
     h("button", { type: "submit", "data-testid": "chat-send", text: "Send" })));
 }
 
