@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -164,3 +165,15 @@ def test_console_can_be_disabled(settings: Settings, iris_registry: Registry) ->
     ) as c:
         r = c.get("/console/")
         assert r.status_code == 404 and "MODELHOST_CONSOLE_ENABLED" in r.json()["error"]
+
+
+def test_every_static_file_ships_as_package_data() -> None:
+    import fnmatch
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["modelhost"]
+    package = STATIC.parent.parent
+    files = [p.relative_to(package).as_posix() for p in STATIC.rglob("*") if p.is_file()]
+    missing = [f for f in files if not any(fnmatch.fnmatchcase(f, pat) for pat in patterns)]
+    assert len(files) >= 15 and not missing, missing
