@@ -34,7 +34,9 @@ def chromium_path() -> str | None:
     )
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while sync_playwright() is open, its event loop counts as running in
+# this thread, so any later test calling asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import Error, sync_playwright
@@ -52,14 +54,14 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_server(
     tmp_path_factory: pytest.TempPathFactory, iris_skops: Path, browser: Any
 ) -> Iterator[Server]:
     """``modelhost serve`` with keys required; iris v1 (production, protected) and v2 (staging)."""
-    with run_server(
-        tmp_path_factory.mktemp("console-home"), command="serve", MODELHOST_AUTH="keys"
-    ) as server:
+    home = tmp_path_factory.mktemp("console-home")
+    # the access log on, so the test that looks for the key in the server's log has requests to look at
+    with run_server(home, command="serve", MODELHOST_AUTH="keys", MODELHOST_ACCESS_LOG="true") as server:
         admin = {"Authorization": f"Bearer {server.admin_key}"}
         with httpx.Client(base_url=server.url, headers=admin, timeout=30) as c:
             for metrics in ('{"accuracy": 0.97}', '{"accuracy": 0.98}'):
