@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Error, sync_playwright
 
 from tests.e2e.conftest import Server, run_server
 
@@ -38,10 +39,6 @@ def chromium_path() -> str | None:
 # this thread, so any later test calling asyncio.run() would fail.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright; the dev extra has it)")
     path = chromium_path()
     if path is None:
         pytest.skip("no Chromium found (apt-get install chromium, or set MODELHOST_TEST_CHROMIUM)")

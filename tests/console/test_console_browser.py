@@ -15,13 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import Server
 
 pytestmark = pytest.mark.e2e
-expect = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (the dev extra has it)"
-).expect
 ROW = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [6.3, 3.3, 6.0, 2.5]}]}
 KEY_RE = re.compile(r"mh_live_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 
