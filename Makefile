@@ -11,7 +11,7 @@ EXTRAS ?= dev,grpc,gateway,llm,train,tasks,scale
 TEST_EXTRAS ?= spark
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint install serve clean services
+.PHONY: demo test lint install serve clean services browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,12 +41,18 @@ services:
 	      || echo "could not install$$missing: those tests will be skipped"; \
 	  fi
 
+## browser: Debian's Chromium for the console's browser tests (Playwright drives it; its own download is not used)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "could not install chromium: the console's browser tests will be skipped"
+
 ## test: lint (ruff), types (mypy) and the test suite (pytest, including the e2e tier)
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),$(TEST_EXTRAS)]'
 	@touch $(TEST_STAMP)
 
-test: $(TEST_STAMP) services
+test: $(TEST_STAMP) services browser
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

@@ -198,6 +198,11 @@ class Settings(BaseSettings):
         "(a load or integrity failure), so an orchestrator keeps traffic away.",
     )
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    console_enabled: bool = Field(
+        default=True,
+        description="Serve the web console at /console (static files; it calls the same API with the "
+        "user's key).",
+    )
     max_request_rows: int = Field(
         default=100_000, ge=1, description="Most rows one inference request may carry (413 above)."
     )

@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 
 from modelhost import __version__
 from modelhost.config import Settings
+from modelhost.console import routes as console
 from modelhost.dataplane.plane import DataPlane
 from modelhost.distributed import make_repository
 from modelhost.gateway.limits import Backend
@@ -27,7 +28,7 @@ from modelhost.serving import grpc as grpc_service
 from modelhost.serving.errors import install_error_handlers
 from modelhost.serving.limits import BodySizeLimit
 from modelhost.serving.ratelimit_headers import RateLimitHeaders
-from modelhost.serving.rest import admin, explain, gateway_admin, ops, tasks, v2
+from modelhost.serving.rest import admin, console_api, explain, gateway_admin, ops, tasks, v2
 from modelhost.serving.rest.openai import routes as openai_routes
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
@@ -91,6 +92,8 @@ def create_app(
     app.include_router(openai_routes.router)
     app.include_router(explain.router)
     app.include_router(tasks.router)
+    app.include_router(console_api.router)
+    app.include_router(console.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
