@@ -8,6 +8,8 @@ result["predict"]  # numpy array
 
 from __future__ import annotations
 
+import tarfile
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,15 +253,31 @@ class Client:
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
         lineage: dict[str, Any] | None = None,
+        task: str | None = None,
     ) -> dict[str, Any]:
-        """Upload an artifact as a new version of ``name``; returns the version record."""
+        """Upload an artifact as a new version of ``name``; returns the version record. A directory
+        (a transformers model) is sent as a tar archive; ``task`` picks its pipeline."""
         path = Path(path)
         form: dict[str, str] = {"description": description, "convert_onnx": str(convert_onnx).lower()}
         if format:
             form["format"] = format
+        if task:
+            form["task"] = task
         for key, value in (("metrics", metrics), ("params", params), ("tags", tags), ("lineage", lineage)):
             if value is not None:
                 form[key] = orjson.dumps(value).decode()
+        if path.is_dir():
+            with tempfile.TemporaryDirectory(prefix="modelhost-upload-") as tmp:
+                archive = Path(tmp) / f"{path.name}.tar"
+                with tarfile.open(archive, "w") as tar:
+                    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                        rel = file.relative_to(path)
+                        if not any(part.startswith(".") for part in rel.parts):
+                            tar.add(file, arcname=f"{path.name}/{rel.as_posix()}")
+                return self._upload(name, archive, form)
+        return self._upload(name, path, form)
+
+    def _upload(self, name: str, path: Path, form: dict[str, str]) -> dict[str, Any]:
         with open(path, "rb") as f:
             return dict(
                 self._call(

@@ -37,7 +37,12 @@ aliases_app = typer.Typer(help="Aliases (production, staging, ...) and their his
 
 @models_app.command("register")
 def models_register(
-    path: Annotated[Path, typer.Argument(help="Artifact file: skops (.skops) or ONNX (.onnx).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Artifact: a file (skops, ONNX, safetensors, GGUF, .keras) or a model directory."
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", "-n", help="Model name.")],
     format: Annotated[
         str | None, typer.Option(help="Expected format (skops|onnx); detected from content.")
@@ -46,6 +51,13 @@ def models_register(
         bool, typer.Option("--convert-onnx", help="Convert a skops model to ONNX.")
     ] = False,
     description: Annotated[str, typer.Option(help="Free-text description.")] = "",
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="The model's task; for a transformers directory its pipeline (text-classification, "
+            "summarization, ...), inferred from config.json when not given."
+        ),
+    ] = None,
     metric: Annotated[list[str] | None, typer.Option(help="KEY=VALUE metric (repeatable).")] = None,
     param: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE training parameter (repeatable).")
@@ -76,6 +88,7 @@ def models_register(
             params=kv(param, "param"),
             tags=kv(tag, "tag"),
             lineage=kv(lineage, "lineage"),
+            task=task,
             actor="cli",
         )
         if reference is not None:
