@@ -31,6 +31,7 @@ def hf_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ),
         "vit": hf_tiny.image_classifier(root / "vit"),
         "ctc": hf_tiny.ctc_speech(root / "ctc"),
+        "sounds": hf_tiny.audio_classifier(root / "sounds"),
     }
 
 

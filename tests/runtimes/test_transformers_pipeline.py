@@ -52,6 +52,7 @@ def test_registration_records_runtime_task_and_signature(hf_registry: Registry) 
         "translator": ("translation", ["text"], ["translation"]),
         "vit": ("image-classification", ["image"], ["label", "score", "top_label"]),
         "ctc": ("automatic-speech-recognition", ["audio"], ["text"]),
+        "sounds": ("audio-classification", ["audio"], ["label", "score", "top_label"]),
     }
     for name, (task, inputs, outputs) in expected.items():
         v = hf_registry.resolve(name)

@@ -161,6 +161,19 @@ def test_speech_recognition_over_oip_and_the_transcriptions_route(hf_client: Tes
     assert r.json()["text"] == texts[0]
 
 
+def test_audio_classification(hf_client: TestClient) -> None:
+    audio = base64.b64encode(_wav(0.3)).decode()
+    out = _outputs(hf_client.post("/v2/models/sounds/infer", json=_text_body([audio], name="audio", top_k=2)))
+    assert out["label"]["shape"] == [1, 2] and set(out["label"]["data"]) <= {"speech", "music", "silence"}
+
+
+def test_texts_longer_than_the_model_are_truncated(hf_client: TestClient) -> None:
+    long = " ".join(["good movie"] * 200)  # 400 tokens; the tiny models have 64 positions
+    for model, output in [("sentiment", "label"), ("ner", "entities"), ("encoder", "embedding")]:
+        out = _outputs(hf_client.post(f"/v2/models/{model}/infer", json=_text_body([long, "good"])))
+        assert out[output]["shape"][0] == 2, model
+
+
 @pytest.mark.parametrize(
     ("model", "body", "message"),
     [

@@ -265,8 +265,21 @@ class TransformersPipelineRuntime(Runtime):
             # be passed here: some pipelines refuse it as an unknown call parameter.
             self.pipe = pipeline(self.task, model=str(self.path), device=self.device, trust_remote_code=False)
             self.tokenizer = self.pipe.tokenizer
+            self.config = self.pipe.model.config.to_dict()
+        self._cap_tokenizer_length()
         # /v1/embeddings decodes token-id inputs with ``runtime.model.tokenizer``
         self.model = self
+
+    def _cap_tokenizer_length(self) -> None:
+        """Truncate at the model's position limit: a tokenizer saved without ``model_max_length``
+        would pass a long text whole and the forward pass would fail."""
+        positions = self.config.get("max_position_embeddings")
+        tokenizer = self.tokenizer
+        if tokenizer is None or not isinstance(positions, int) or positions <= 0:
+            return
+        if getattr(tokenizer, "model_max_length", 0) > positions:
+            tokenizer.model_max_length = positions
+        self.max_tokens = min(positions, int(tokenizer.model_max_length))
 
     def unload(self) -> None:
         self.pipe = None
