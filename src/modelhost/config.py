@@ -218,7 +218,18 @@ class Settings(BaseSettings):
         description="CPU threads each speech or image model uses for one request.",
     )
     task_top_k: int = Field(
-        default=5, ge=1, le=100, description="Labels and scores an image classifier returns per image."
+        default=5,
+        ge=1,
+        le=100,
+        description="Labels and scores an image classifier returns per image (the default top_k of "
+        "transformers-pipeline classifiers).",
+    )
+    pipeline_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="Rows one forward pass of a transformers-pipeline model takes at most (bigger batches "
+        "are split).",
     )
     skops_extra_trusted_types: list[str] = Field(
         default_factory=list,

@@ -60,7 +60,12 @@ KeyOpt = Annotated[
 
 @models_app.command("register")
 def models_register(
-    path: Annotated[Path, typer.Argument(help="Artifact file: skops (.skops) or ONNX (.onnx).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Artifact: a file (skops, ONNX, safetensors, GGUF, .keras) or a model directory."
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", "-n", help="Model name.")],
     format: Annotated[
         str | None, typer.Option(help="Expected format (skops|onnx); detected from content.")
@@ -69,6 +74,13 @@ def models_register(
         bool, typer.Option("--convert-onnx", help="Convert a skops model to ONNX.")
     ] = False,
     description: Annotated[str, typer.Option(help="Free-text description.")] = "",
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="The model's task; for a transformers directory its pipeline (text-classification, "
+            "summarization, ...), inferred from config.json when not given."
+        ),
+    ] = None,
     metric: Annotated[list[str] | None, typer.Option(help="KEY=VALUE metric (repeatable).")] = None,
     param: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE training parameter (repeatable).")
@@ -99,6 +111,7 @@ def models_register(
             "params": kv(param, "param"),
             "tags": kv(tag, "tag"),
             "lineage": kv(lineage, "lineage"),
+            "task": task,
         }
         if url:
             record = _register_remote(url, api_key, name, path, fields, reference, alias, force)

@@ -19,6 +19,7 @@ import anyio
 import numpy as np
 
 from modelhost.errors import ModelhostError, ModelNotReady
+from modelhost.runtimes.base import PARAMETERS_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,11 @@ class _Item:
     enqueued: float = field(default_factory=time.perf_counter)
 
     def group_key(self) -> tuple[object, ...]:
-        """Requests batch together only when every input has the same dtype and trailing shape."""
-        return tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(self.inputs.items()))
+        """Requests batch together only when every input has the same dtype and trailing shape, and
+        the same request parameters when the model takes them."""
+        key = tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(self.inputs.items()))
+        params = self.inputs.get(PARAMETERS_INPUT)
+        return key if params is None or not params.size else (*key, str(params.reshape(-1)[0]))
 
 
 @dataclass

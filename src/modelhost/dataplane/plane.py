@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import numpy as np
@@ -27,7 +27,7 @@ from modelhost.monitoring.metrics import Metrics
 from modelhost.monitoring.predlog import PredictionLogger
 from modelhost.registry import Registry, VersionInfo
 from modelhost.registry.records import parse_model_ref
-from modelhost.runtimes.base import Runtime, Signature, datatype_of
+from modelhost.runtimes.base import PARAMETERS_INPUT, Runtime, Signature, datatype_of, parameters_column
 from modelhost.runtimes.graph import GraphRuntime
 
 R = TypeVar("R", bound=Runtime)
@@ -310,15 +310,18 @@ class DataPlane:
     async def runtime_of(self, ref: str, runtime_type: type[R]) -> tuple[VersionInfo, R]:
         """The loaded runtime serving ``ref``; InvalidInput when it is not of ``runtime_type``."""
         info = await self.resolve(ref)
-        if info.runtime != runtime_type.name:
+        # A runtime of another kind may serve the endpoint too when its signature says it can
+        # (``extra["serves"]``) and it has the same methods (a transformers-pipeline translator).
+        stands_in = runtime_type.name in info.signature.extra.get("serves", ())
+        if info.runtime != runtime_type.name and not stands_in:
             raise InvalidInput(
                 f"model '{ref}' is a {info.runtime} model; this endpoint serves {runtime_type.name} models"
             )
         entry = await self.repository.ensure(info)
         runtime = entry.runtime
-        if not isinstance(runtime, runtime_type):
+        if runtime is None or not (isinstance(runtime, runtime_type) or stands_in):
             raise ModelNotReady(f"model '{info.model}' version {info.version} was unloaded")
-        return info, runtime
+        return info, cast(R, runtime)
 
     # --- inference ----------------------------------------------------------------------------------
 
@@ -378,9 +381,13 @@ class DataPlane:
             response = await run_graph(self, info, runtime, inputs, outputs)
             response.model_name, response.id = ref, request.id
             return response
+        model_inputs = inputs
+        declared = info.signature.extra.get("parameters")
+        if isinstance(declared, dict):  # the model takes request parameters (runtimes/base.py)
+            model_inputs = {**inputs, PARAMETERS_INPUT: parameters_column(declared, request.parameters, rows)}
         timeout = self.settings.request_timeout_s
         try:
-            result = await asyncio.wait_for(self.repository.predict(entry, inputs, outputs), timeout)
+            result = await asyncio.wait_for(self.repository.predict(entry, model_inputs, outputs), timeout)
         except TimeoutError:
             raise RequestTimeout(
                 f"model '{info.model}' version {info.version} did not answer within {timeout:g} s "

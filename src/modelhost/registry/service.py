@@ -51,7 +51,10 @@ class Registry(AliasesMixin, DeploymentsMixin, MonitoringMixin):
         task: str | None = None,
         actor: str = "",
     ) -> VersionInfo:
-        """Validate an artifact (safe format, loadable, signature), store it pinned, add a version."""
+        """Validate an artifact (safe format, loadable, signature), store it pinned, add a version.
+
+        ``task`` is recorded on the model; for a transformers directory it also picks the pipeline
+        (text-classification, summarization, ...), inferred from config.json when not given."""
         check_model_name(name)
         metrics, params = check_json_dict("metrics", metrics), check_json_dict("params", params)
         tags, lineage = check_json_dict("tags", tags), check_json_dict("lineage", lineage)
@@ -73,10 +76,15 @@ class Registry(AliasesMixin, DeploymentsMixin, MonitoringMixin):
                 path = sklearn_to_onnx(load_skops(path, self.settings), Path(tmp) / f"{path.stem}.onnx")
                 detected = ONNX
             # Imported here: runtimes import registry.formats, so a module-level import would be circular.
-            from modelhost.runtimes import runtime_for_format
+            from modelhost.runtimes import TransformersPipelineRuntime, runtime_for
 
-            runtime_cls = runtime_for_format(detected)
-            signature = runtime_cls.inspect(path, self.settings)
+            runtime_cls = runtime_for(detected, path, task)
+            if runtime_cls is TransformersPipelineRuntime:
+                # the task picks the pipeline; the model records the (possibly inferred) task
+                signature = TransformersPipelineRuntime.inspect_task(path, self.settings, task)
+                task = str(signature.extra["task"])
+            else:
+                signature = runtime_cls.inspect(path, self.settings)
             stored = self.store.put(path)
         for _attempt in range(5):
             with self.session() as s:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from modelhost.errors import UnsupportedFormat
 from modelhost.runtimes.base import Runtime, Signature, TensorSpec
 from modelhost.runtimes.embeddings import EmbeddingsRuntime
@@ -11,6 +13,12 @@ from modelhost.runtimes.llm import LLMRuntime
 from modelhost.runtimes.onnx import OnnxRuntime
 from modelhost.runtimes.sklearn import SklearnRuntime
 from modelhost.runtimes.torch import TorchRuntime
+from modelhost.runtimes.transformers_pipeline import (
+    PIPELINE_TASKS,
+    TransformersPipelineRuntime,
+    normalise_task,
+    wants_pipeline,
+)
 from modelhost.runtimes.translation import TranslationRuntime
 from modelhost.runtimes.vision import ImageClassifierRuntime
 from modelhost.runtimes.whisper import WhisperRuntime
@@ -28,6 +36,7 @@ RUNTIMES: dict[str, type[Runtime]] = {
         GraphRuntime,
         TorchRuntime,
         KerasRuntime,
+        TransformersPipelineRuntime,
     )
 }
 RUNTIME_BY_FORMAT: dict[str, type[Runtime]] = {f: r for r in RUNTIMES.values() for f in r.formats}
@@ -43,6 +52,19 @@ def runtime_for_format(fmt: str) -> type[Runtime]:
         ) from None
 
 
+def runtime_for(fmt: str, path: Path, task: str | None = None) -> type[Runtime]:
+    """The runtime for an artifact at registration: by format, except that a transformers directory
+    goes to the transformers-pipeline runtime unless it is a causal LM (or ``task`` says
+    text-generation), and a sentence-transformers directory does when a pipeline ``task`` is given."""
+    from modelhost.registry.formats import SENTENCE_TRANSFORMERS, TRANSFORMERS
+
+    if (fmt == TRANSFORMERS and wants_pipeline(path, task)) or (
+        fmt == SENTENCE_TRANSFORMERS and task and normalise_task(task) in PIPELINE_TASKS
+    ):
+        return TransformersPipelineRuntime
+    return runtime_for_format(fmt)
+
+
 def runtime_by_name(name: str) -> type[Runtime]:
     try:
         return RUNTIMES[name]
@@ -50,4 +72,13 @@ def runtime_by_name(name: str) -> type[Runtime]:
         raise UnsupportedFormat(f"unknown runtime '{name}'; known: {', '.join(sorted(RUNTIMES))}") from None
 
 
-__all__ = ["RUNTIMES", "Runtime", "Signature", "TensorSpec", "runtime_by_name", "runtime_for_format"]
+__all__ = [
+    "RUNTIMES",
+    "Runtime",
+    "Signature",
+    "TensorSpec",
+    "TransformersPipelineRuntime",
+    "runtime_by_name",
+    "runtime_for",
+    "runtime_for_format",
+]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelhost.config import Settings
+from modelhost.errors import InvalidInput
 
 # Open Inference Protocol v2 tensor datatypes and their numpy equivalents.
 DATATYPE_TO_NUMPY: dict[str, np.dtype[Any]] = {
@@ -82,6 +84,48 @@ class Signature:
 
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)
+
+
+# Request parameters reach a runtime only when its signature declares them (``extra["parameters"]``,
+# name -> {"type", "minimum", "maximum", "description"}): the data plane validates them and adds this
+# hidden input, the parameters as one JSON string per row, so requests still share batches (the
+# batcher groups rows by it, so one predict call sees one set of parameters).
+PARAMETERS_INPUT = "__parameters__"
+# Request parameters the protocols themselves use; never a model's business.
+PROTOCOL_PARAMETERS = frozenset({"routing_key", "binary_data_output", "content_type", "headers", "timeout"})
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "boolean": (bool,),
+}
+
+
+def parameters_column(declared: Mapping[str, Any], given: Mapping[str, Any], rows: int) -> np.ndarray:
+    """Validate request parameters against a signature's declared ones (unknown names, types and
+    bounds are client mistakes) and return them as the hidden PARAMETERS_INPUT column."""
+    unknown = sorted(set(given) - set(declared) - PROTOCOL_PARAMETERS)
+    if unknown:
+        takes = ", ".join(sorted(declared)) or "none"
+        raise InvalidInput(f"unknown parameter(s) {', '.join(map(repr, unknown))}; this model takes: {takes}")
+    values: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name not in given:
+            continue
+        value, kind = given[name], str(spec.get("type", "string"))
+        if not isinstance(value, _JSON_TYPES[kind]) or (kind != "boolean" and isinstance(value, bool)):
+            raise InvalidInput(f"parameter '{name}' must be of type {kind}, not {type(value).__name__}")
+        low, high = spec.get("minimum"), spec.get("maximum")
+        if kind in ("integer", "number") and (
+            (low is not None and value < low) or (high is not None and value > high)
+        ):
+            raise InvalidInput(f"parameter '{name}' must be between {low} and {high}, not {value}")
+        if isinstance(value, str) and not 0 < len(value) <= 64:
+            raise InvalidInput(f"parameter '{name}' must be a non-empty string of at most 64 characters")
+        values[name] = value
+    column = np.empty(rows, dtype=object)
+    column[:] = json.dumps(values, sort_keys=True)
+    return column
 
 
 class Runtime:

@@ -4,6 +4,8 @@ usage, audit, drift and server status. Each is a flow (see ``spec.py``) shared b
 from __future__ import annotations
 
 import os
+import tarfile
+import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -102,9 +104,11 @@ def register(
     params: dict[str, Any] | None = None,
     tags: dict[str, Any] | None = None,
     lineage: dict[str, Any] | None = None,
+    task: str | None = None,
     progress: Progress | None = None,
 ) -> Flow[VersionRecord]:
-    """Upload an artifact as a new version of ``name``; returns the version record.
+    """Upload an artifact as a new version of ``name``; returns the version record. A directory
+    (e.g. a transformers model) is sent as a tar archive; ``task`` picks its pipeline.
 
     ``progress(sent, total)`` is called as the file is read for upload (e.g. to drive a progress bar);
     the server then checks, pins and stores it before answering."""
@@ -112,9 +116,24 @@ def register(
     form: dict[str, str] = {"description": description, "convert_onnx": str(convert_onnx).lower()}
     if format:
         form["format"] = format
+    if task:
+        form["task"] = task
     for key, value in (("metrics", metrics), ("params", params), ("tags", tags), ("lineage", lineage)):
         if value is not None:
             form[key] = orjson.dumps(value).decode()
+    if path.is_dir():
+        with tempfile.TemporaryDirectory(prefix="modelhost-upload-") as tmp:
+            archive = Path(tmp) / f"{path.name}.tar"
+            with tarfile.open(archive, "w") as tar:
+                for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                    rel = file.relative_to(path)
+                    if not any(part.startswith(".") for part in rel.parts):
+                        tar.add(file, arcname=f"{path.name}/{rel.as_posix()}")
+            return (yield from _upload(name, archive, form, progress))
+    return (yield from _upload(name, path, form, progress))
+
+
+def _upload(name: str, path: Path, form: dict[str, str], progress: Progress | None) -> Flow[VersionRecord]:
     with open(path, "rb") as f:
         reader = _ProgressReader(f, path.stat().st_size, progress or (lambda done, total: None))
         return (

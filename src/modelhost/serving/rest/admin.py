@@ -6,6 +6,7 @@ as the CLI (safe format, trusted types, sha256 pin).
 
 from __future__ import annotations
 
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,6 +64,24 @@ def _json_field(name: str, raw: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _unpack_directory(archive: Path) -> Path:
+    """A model directory uploaded as an (uncompressed) tar: only regular files and folders, every
+    path inside the archive; links, devices and paths escaping it are refused."""
+    target = archive.with_suffix("")
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if not (member.isfile() or member.isdir()):
+                raise InvalidInput(f"archive member '{member.name}' is not a regular file or folder")
+        try:
+            tar.extractall(target, filter="data")  # refuses absolute paths and '..'
+        except tarfile.FilterError as exc:
+            raise InvalidInput(f"archive refused: {exc}") from None
+    archive.unlink()
+    entries = list(target.iterdir())
+    # a tar of the folder itself (model/config.json, ...) or of its content (config.json, ...)
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else target
+
+
 @router.get("/models", responses=_ERRORS)
 async def list_models(registry: RegistryDep, _actor: Admin) -> list[dict[str, Any]]:
     return [m.to_dict() for m in await anyio.to_thread.run_sync(registry.list_models)]
@@ -88,8 +107,15 @@ async def register_version(
     name: ModelName,
     registry: RegistryDep,
     actor: Admin,
-    file: Annotated[UploadFile, File(description="The artifact (skops or ONNX)")],
+    file: Annotated[
+        UploadFile,
+        File(description="The artifact: a file (skops, ONNX, ...) or a model directory as a .tar archive"),
+    ],
     format: Annotated[str | None, Form()] = None,
+    task: Annotated[
+        str | None,
+        Form(max_length=64, description="The model's task; for a transformers directory, its pipeline"),
+    ] = None,
     convert_onnx: Annotated[bool, Form()] = False,
     description: Annotated[str, Form()] = "",
     metrics: Annotated[str | None, Form(description="JSON object")] = None,
@@ -103,6 +129,8 @@ async def register_version(
         with open(path, "wb") as f:
             while chunk := await file.read(1024 * 1024):
                 f.write(chunk)
+        if path.suffix == ".tar" and tarfile.is_tarfile(path):
+            path = await anyio.to_thread.run_sync(_unpack_directory, path)
         info = await anyio.to_thread.run_sync(
             lambda: registry.register_version(
                 name,
@@ -114,6 +142,7 @@ async def register_version(
                 params=_json_field("params", params),
                 tags=_json_field("tags", tags),
                 lineage={"source": f"upload:{filename}", **(_json_field("lineage", lineage) or {})},
+                task=task or None,
                 actor=actor,
             )
         )

@@ -16,6 +16,7 @@ from modelhost.dataplane import summarize, zero_shot
 from modelhost.errors import InvalidInput, ModelhostError, NotFound
 from modelhost.runtimes.embeddings import EmbeddingsRuntime
 from modelhost.runtimes.llm import LLMRuntime
+from modelhost.runtimes.transformers_pipeline import TransformersPipelineRuntime
 from modelhost.runtimes.translation import TranslationRuntime
 from modelhost.runtimes.whisper import WhisperRuntime
 from modelhost.serving.deps import Plane, TaskMetered
@@ -151,6 +152,10 @@ async def summaries(req: SummaryRequest, plane: Plane, _usage: TaskMetered) -> J
             raise InvalidInput("prompt applies to mode 'abstractive' only", param="prompt")
         embedder: EmbeddingsRuntime = await _runtime(plane, req.model, EmbeddingsRuntime)
         result = await anyio.to_thread.run_sync(summarize.extractive, embedder, req.text, req.sentences)
+    elif (await plane.resolve(req.model)).signature.extra.get("task") == "summarization":
+        seq2seq: TransformersPipelineRuntime = await _runtime(plane, req.model, TransformersPipelineRuntime)
+        text = await anyio.to_thread.run_sync(seq2seq.summarize, req.text, req.max_tokens)
+        result = summarize.Summary(text, "abstractive", (), len(summarize.split_sentences(req.text)))
     else:
         llm: LLMRuntime = await _runtime(plane, req.model, LLMRuntime)
         result = await summarize.abstractive(
