@@ -73,3 +73,18 @@ def test_prices_by_model_and_version() -> None:
     assert price_for(prices, "llm@production", "2").cost(1000, 500) == pytest.approx(2.0)
     assert price_for(prices, "llm", "3").cost(1000, 500) == pytest.approx(0.5)
     assert price_for(prices, "iris", "1").cost(5, 5) == 0.0
+
+
+def test_deployment_and_canary_changes_are_audited(iris_registry: Registry) -> None:
+    iris_registry.set_deployment("iris", max_batch_size=16, actor="ops")
+    iris_registry.set_canary("iris", "production", 2, 25, actor="ops")
+    iris_registry.clear_canary("iris", "production", actor="ops")
+    events = list(reversed(AuditLog(iris_registry.session).query(actor="ops")))
+    assert [(e.action, e.target) for e in events] == [
+        ("deployment.set", "model:iris"),
+        ("canary.set", "model:iris@production"),
+        ("canary.clear", "model:iris@production"),
+    ]
+    assert events[0].details["changes"]["max_batch_size"]["to"] == 16
+    assert events[1].details == {"version": 2, "percent": 25.0}
+    assert events[2].details["removed"] == {"version": 2, "percent": 25.0}

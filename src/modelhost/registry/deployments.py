@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from modelhost.errors import InvalidInput, VersionNotFound
-from modelhost.registry.core import RegistryCore
+from modelhost.registry.core import RegistryCore, audit
 from modelhost.registry.records import Canary, DeploymentInfo, check_alias_name, parse_version
 from modelhost.registry.tables import Deployment, ModelVersion, utcnow
 
@@ -52,10 +52,13 @@ class DeploymentsMixin(RegistryCore):
         }
         with self.session() as s:
             row = self._deployment_row(s, name)
+            changes = {}
             for key, value in updates.items():
                 if value is not None:
+                    changes[key] = {"from": getattr(row, key), "to": value}
                     setattr(row, key, value)
             row.updated_at, row.updated_by = utcnow(), actor
+            audit(s, actor, "deployment.set", f"model:{name}", changes=changes)
             s.commit()
             return _info(name, row)
 
@@ -84,14 +87,17 @@ class DeploymentsMixin(RegistryCore):
                 canaries[alias] = {"version": number, "percent": float(percent)}
             row.canaries = canaries
             row.updated_at, row.updated_by = utcnow(), actor
+            audit(s, actor, "canary.set", f"model:{name}@{alias}", version=number, percent=float(percent))
             s.commit()
             return _info(name, row)
 
     def clear_canary(self, name: str, alias: str, *, actor: str = "") -> DeploymentInfo:
         with self.session() as s:
             row = self._deployment_row(s, name)
+            removed = (row.canaries or {}).get(alias)
             row.canaries = {a: c for a, c in (row.canaries or {}).items() if a != alias}
             row.updated_at, row.updated_by = utcnow(), actor
+            audit(s, actor, "canary.clear", f"model:{name}@{alias}", removed=removed)
             s.commit()
             return _info(name, row)
 
