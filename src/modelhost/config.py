@@ -204,6 +204,12 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="Longest an inference may take before it is answered with 504."
     )
+    infer_fast_path: bool = Field(
+        default=True,
+        description="Answer POST /v2/models/{name}[/versions/{v}]/infer in a pure-ASGI handler ahead of the "
+        "router (same checks, errors and metrics as the route, several times cheaper per request); "
+        "false sends every request through the FastAPI route.",
+    )
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."
     )

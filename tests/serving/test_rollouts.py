@@ -156,3 +156,43 @@ def test_memory_budget_evicts_least_recently_used(settings: Settings, three_vers
         ready = {e["version"] for e in c.post("/v2/repository/index", json={"ready": True}).json()}
         assert ready == {"2", "3"}
         assert _version(c, "/v2/models/iris/versions/1/infer") == "1"  # lazily loaded again
+
+
+def test_deployment_workers_change_rolls_the_pool_live(settings: Settings, three_versions: Registry) -> None:
+    from modelhost.dataplane.workers import WorkerPool
+
+    key = make_admin_key(three_versions, settings)
+    with TestClient(create_app(settings, registry=three_versions)) as c:
+        c.headers["Authorization"] = f"Bearer {key}"
+        repo = c.app.state.plane.repository  # type: ignore[attr-defined]
+        in_process = repo.get(("iris", 1)).runtime
+        statuses: Counter[int] = Counter()
+        stop = threading.Event()
+
+        def hammer() -> None:
+            while not stop.is_set():
+                r = c.post("/v2/models/iris@production/infer", json=BODY)
+                statuses[r.status_code] += 1
+
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.2)
+            r = c.patch("/api/v1/models/iris/deployment", json={"workers": 1})
+            assert r.status_code == 200 and r.json()["workers"] == 1
+            pool = repo.get(("iris", 1)).runtime
+            assert isinstance(pool, WorkerPool) and len(pool.pids()) == 1 and in_process.model is None
+            served_during_roll = sum(statuses.values())
+            time.sleep(0.2)
+            r = c.patch("/api/v1/models/iris/deployment", json={"workers": 0})
+            assert r.status_code == 200
+            assert not isinstance(repo.get(("iris", 1)).runtime, WorkerPool)  # back in process
+            assert not pool._workers  # the pool was drained and shut down
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert served_during_roll > 0 and sum(statuses.values()) > served_during_roll
+    assert set(statuses) == {200}, statuses  # not one request failed while the runtime rolled

@@ -80,7 +80,8 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(InferFastPath)  # innermost: the OIP infer hot path skips the router, same behaviour
+    if settings.infer_fast_path:  # innermost: the OIP infer hot path skips the router, same behaviour
+        app.add_middleware(InferFastPath)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
