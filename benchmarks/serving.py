@@ -62,7 +62,12 @@ def prepare_model(run: Path) -> tuple[Path, dict[str, str]]:
     """The iris ONNX file every server loads, registered in a fresh modelhost home."""
     onnx_path = run / "iris.onnx"
     subprocess.run([str(MODELHOST_BIN / "python"), "-c", MAKE_MODEL, str(onnx_path)], check=True)
-    env = {"MODELHOST_HOME": str(run / "modelhost-home"), "MODELHOST_LOG_LEVEL": "warning"}
+    # gRPC off: its default port may be taken on a shared machine, and only REST is measured here.
+    env = {
+        "MODELHOST_HOME": str(run / "modelhost-home"),
+        "MODELHOST_LOG_LEVEL": "warning",
+        "MODELHOST_GRPC_PORT": "0",
+    }
     subprocess.run(
         [str(MODELHOST_BIN / "modelhost"), "models", "register", str(onnx_path), "--name", "iris"],
         check=True,

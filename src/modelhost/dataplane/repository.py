@@ -214,6 +214,7 @@ class ModelRepository:
             entry.runtime.predict, max_batch_size=size, max_wait_ms=wait, parallel=parallel,
             on_batch=lambda rows, reqs, queued: self._on_batch(info, rows, reqs, queued),
             inline_below_s=0.0 if pool else self.settings.inline_predict_us / 1e6,
+            settle_ticks=self.settings.batch_settle_ticks,
         )  # fmt: skip
 
     async def predict(self, entry: LoadedModel, inputs: dict[str, np.ndarray],
