@@ -164,11 +164,11 @@ class Settings(BaseSettings):
         "event loop instead of a worker thread; 0 always uses a thread.",
     )
     batch_settle_ticks: int = Field(
-        default=32,
+        default=0,
         ge=0,
         description="With max_wait_ms 0, a batch that could take more rows keeps collecting for up to this "
         "many event-loop turns while requests are still arriving (it stops after two turns with no new "
-        "request), so clients answered together come back in one batch; 0 closes it at once.",
+        "request): larger batches for a model that is cheap per call; 0 (default) closes it at once.",
     )
     memory_budget_mb: float = Field(
         default=0.0,
