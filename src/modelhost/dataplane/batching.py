@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -67,10 +68,13 @@ class Batcher:
         # many small batches. A few more turns while they keep arriving cost microseconds each.
         self.settle_ticks = max(0, settle_ticks)
         self._arrivals = 0
-        # A model whose calls take less than ``inline_below_s`` (moving average) runs on the event loop:
-        # for such models a thread hand-off costs more than the prediction itself.
+        # A model whose calls take less than ``inline_below_s`` runs on the event loop: for such models a
+        # thread hand-off costs more than the prediction itself. The cost is the least of the last
+        # calls, not their mean: on a busy machine preemption inflates some calls' wall time, which a
+        # mean would take for model cost and send a 30 µs model through a thread.
         self.inline_below_s = inline_below_s
-        self._avg_s = float("inf")
+        self._recent: deque[float] = deque(maxlen=16)
+        self._avg_s = float("inf")  # the model's cost per call as used for the decision (see above)
         self.max_batch_size = max(1, max_batch_size)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.stats = BatchStats()
@@ -115,7 +119,8 @@ class Batcher:
             return self.predict(inputs, outputs)
         finally:
             took = time.perf_counter() - started
-            self._avg_s = took if self._avg_s == float("inf") else 0.8 * self._avg_s + 0.2 * took
+            self._recent.append(took)
+            self._avg_s = min(self._recent)
 
     async def _call(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         if self._avg_s < self.inline_below_s:
