@@ -196,3 +196,21 @@ def test_deployment_workers_change_rolls_the_pool_live(settings: Settings, three
                 t.join()
     assert served_during_roll > 0 and sum(statuses.values()) > served_during_roll
     assert set(statuses) == {200}, statuses  # not one request failed while the runtime rolled
+
+
+def test_deployment_changed_by_another_process_applies_after_the_resolve_cache(
+    settings: Settings, three_versions: Registry
+) -> None:
+    """``modelhost deployments set`` writes the registry from another process; the server notices at the
+    next route refresh (MODELHOST_RESOLVE_CACHE_S) and reconfigures the loaded version."""
+    with TestClient(
+        create_app(settings.model_copy(update={"resolve_cache_s": 0.05}), registry=three_versions)
+    ) as c:
+        repo = c.app.state.plane.repository  # type: ignore[attr-defined]
+        assert _version(c) == "1" and repo.get(("iris", 1)).batcher is not None
+        three_versions.set_deployment("iris", max_batch_size=1)  # as the CLI does, behind the server's back
+        deadline = time.monotonic() + 10
+        while repo.get(("iris", 1)).batcher is not None and time.monotonic() < deadline:
+            time.sleep(0.06)
+            assert _version(c) == "1"  # requests keep being answered meanwhile
+        assert repo.get(("iris", 1)).batcher is None  # batching off now, without a restart

@@ -276,13 +276,18 @@ class ModelRepository:
             return
         deployment = await anyio.to_thread.run_sync(self.registry.get_deployment, model)
         for entry in entries:
-            if self._workers_of(entry.runtime) != self._wanted_workers(deployment):
-                await self._roll(entry, deployment)
-                continue
-            old = entry.batcher
-            entry.batcher = self._make_batcher(entry, deployment)
-            if old is not None:
-                await old.close(self.settings.drain_timeout_s)
+            # under the entry's lock: a concurrent reconfigure (an admin PATCH and a route refresh
+            # noticing the same change) waits until this one has fully drained and unloaded
+            async with entry.lock:
+                if entry.state is not ModelState.READY or entry.runtime is None:
+                    continue  # unloaded meanwhile; the next load reads the new deployment
+                if self._workers_of(entry.runtime) != self._wanted_workers(deployment):
+                    await self._roll(entry, deployment)
+                    continue
+                old = entry.batcher
+                entry.batcher = self._make_batcher(entry, deployment)
+                if old is not None:
+                    await old.close(self.settings.drain_timeout_s)
 
     def _wanted_workers(self, deployment: DeploymentInfo) -> int:
         return deployment.workers if deployment.workers is not None else self.settings.workers
@@ -292,21 +297,20 @@ class ModelRepository:
         return runtime.size if isinstance(runtime, WorkerPool) else 0
 
     async def _roll(self, entry: LoadedModel, deployment: DeploymentInfo) -> None:
-        async with entry.lock:
-            if entry.state is not ModelState.READY or entry.runtime is None:
-                return  # unloaded meanwhile; the next load reads the new deployment
-            old_runtime, old_batcher = entry.runtime, entry.batcher
-            fresh = await anyio.to_thread.run_sync(self._load_blocking, entry.info, deployment)
-            entry.runtime = fresh  # the switch: requests from now on use the new runtime
-            entry.batcher = self._make_batcher(entry, deployment)
-            log.info("%s version %s: %d -> %d worker processes", *entry.key,
-                     self._workers_of(old_runtime), self._workers_of(fresh))  # fmt: skip
-            if old_batcher is not None:
-                await old_batcher.close(self.settings.drain_timeout_s)
-            deadline = time.monotonic() + self.settings.drain_timeout_s
-            while entry.busy.get(id(old_runtime), 0) > 0 and time.monotonic() < deadline:
-                await asyncio.sleep(0.005)
-            await anyio.to_thread.run_sync(old_runtime.unload)
+        """Replace a ready entry's runtime (the caller holds ``entry.lock``)."""
+        old_runtime, old_batcher = entry.runtime, entry.batcher
+        assert old_runtime is not None
+        fresh = await anyio.to_thread.run_sync(self._load_blocking, entry.info, deployment)
+        entry.runtime = fresh  # the switch: requests from now on use the new runtime
+        entry.batcher = self._make_batcher(entry, deployment)
+        log.info("%s version %s: %d -> %d worker processes", *entry.key,
+                 self._workers_of(old_runtime), self._workers_of(fresh))  # fmt: skip
+        if old_batcher is not None:
+            await old_batcher.close(self.settings.drain_timeout_s)
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while entry.busy.get(id(old_runtime), 0) > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        await anyio.to_thread.run_sync(old_runtime.unload)
 
     async def ensure(self, info: VersionInfo) -> LoadedModel:
         """The ready model for ``info``; loads it now when lazy loading is on."""
