@@ -66,6 +66,19 @@ print(json.dumps(out))
 """
 
 
+def batch_counts(port: int, model: str) -> tuple[float, float]:
+    """(rows, batches) executed so far for ``model``, from the server's Prometheus histogram."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    found = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for part in found:
+            if line.startswith(f"modelhost_batch_size_{part}{{") and f'model="{model}"' in line:
+                found[part] += float(line.rsplit(" ", 1)[1])
+    return found["sum"], found["count"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
@@ -85,7 +98,8 @@ def main() -> None:
     made = subprocess.run([py, "-c", MAKE_MODEL, str(onnx_path), a.hidden, str(a.epochs)],
                           check=True, capture_output=True, text=True)  # fmt: skip
     info = json.loads(made.stdout)
-    env = {**os.environ, "MODELHOST_HOME": str(run / "modelhost-home"), "MODELHOST_LOG_LEVEL": "warning"}
+    env = {**os.environ, "MODELHOST_HOME": str(run / "modelhost-home"), "MODELHOST_LOG_LEVEL": "warning",
+           "MODELHOST_GRPC_PORT": "0"}  # fmt: skip
     for name, size in (("mlp_off", 1), ("mlp_on", a.batch)):
         subprocess.run([mh, "models", "register", str(onnx_path), "--name", name], check=True, env=env,
                        stdout=subprocess.DEVNULL)  # fmt: skip
@@ -101,7 +115,7 @@ def main() -> None:
                                    "data": info["row"]}]}).encode()  # fmt: skip
     url = f"http://127.0.0.1:{port}/v2/models/{{}}/infer"
     server = Server("modelhost", [mh, "serve", "--port", str(port)], url.format("mlp_on"), body,
-                    env={k: env[k] for k in ("MODELHOST_HOME", "MODELHOST_LOG_LEVEL")})  # fmt: skip
+                    env={k: env[k] for k in ("MODELHOST_HOME", "MODELHOST_LOG_LEVEL", "MODELHOST_GRPC_PORT")})  # fmt: skip
     results: dict[str, list[dict]] = {"mlp_off": [], "mlp_on": []}
     offline: list[dict[str, float]] = []
     with running([server], run) as up:
@@ -119,13 +133,19 @@ def main() -> None:
                           f"batch {a.batch} {off_res[f'batch_{a.batch}_rows_per_s']:7.0f} rows/s", flush=True)  # fmt: skip
                     continue
                 server.ensure_alive(run)
+                before = batch_counts(port, name)
                 res = load(url.format(name), body, run, clients=a.clients, seconds=a.seconds, warmup=a.warmup)
+                after = batch_counts(port, name)
+                batches = after[1] - before[1]
+                res["rows_per_batch"] = (after[0] - before[0]) / batches if batches else 0.0
                 results[name].append(res)
                 print(f"round {r + 1} {name:8s} {res['rps']:7.0f} rps  p50 {res['p50_ms']:7.2f} ms  "
-                      f"p99 {res['p99_ms']:7.2f} ms  errors {res['errors']}", flush=True)  # fmt: skip
+                      f"p99 {res['p99_ms']:7.2f} ms  errors {res['errors']}  "
+                      f"rows/batch {res['rows_per_batch']:.1f}", flush=True)  # fmt: skip
                 time.sleep(0.5)
 
-    s = {n: {k: median([x[k] for x in rs]) for k in ("rps", "p50_ms", "p99_ms")} for n, rs in results.items()}
+    s = {n: {k: median([x[k] for x in rs]) for k in ("rps", "p50_ms", "p99_ms", "rows_per_batch")}
+         for n, rs in results.items()}  # fmt: skip
     off, on = s["mlp_off"], s["mlp_on"]
     best_offline = median([o[f"batch_{a.batch}_rows_per_s"] for o in offline])
     single_offline = median([o["batch_1_rows_per_s"] for o in offline])
@@ -138,6 +158,7 @@ def main() -> None:
     )
     print(f"offline in-process:          {single_offline:7.0f} rows/s at batch 1, {best_offline:.0f} rows/s at batch {a.batch}"
           f" (the model's own batching gain: {best_offline / single_offline:.1f}x)")  # fmt: skip
+    print(f"rows per executed batch (batching on), median over rounds: {on['rows_per_batch']:.1f}")
     print(f"on / off: {on['rps'] / off['rps']:.2f}x rps (target >= 5x)")
     print(f"on / offline batch-{a.batch} throughput: {on['rps'] / best_offline:.0%} (target >= 80 %)")
     (run / "result.json").write_text(json.dumps(

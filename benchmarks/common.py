@@ -23,7 +23,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENVS = HERE / ".venvs"
 RUNS = HERE / ".runs"
-MODELHOST_BIN = ROOT / ".venv" / "bin"
+# The project's venv; else the interpreter running the benchmark (e.g. a venv shared between worktrees).
+MODELHOST_BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv").exists() else Path(sys.executable).parent
 
 
 def venv_bin(peer: str, exe: str = "python") -> str:

@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         description="Models whose predict takes less than this (moving average, microseconds) run on the "
         "event loop instead of a worker thread; 0 always uses a thread.",
     )
+    batch_settle_ticks: int = Field(
+        default=0,
+        ge=0,
+        description="With max_wait_ms 0, a batch that could take more rows keeps collecting for up to this "
+        "many event-loop turns while requests are still arriving (it stops after two turns with no new "
+        "request): larger batches for a model that is cheap per call; 0 (default) closes it at once.",
+    )
     memory_budget_mb: float = Field(
         default=0.0,
         ge=0,
@@ -208,6 +215,12 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="Longest an inference may take before it is answered with 504."
+    )
+    infer_fast_path: bool = Field(
+        default=True,
+        description="Answer POST /v2/models/{name}[/versions/{v}]/infer in a pure-ASGI handler ahead of the "
+        "router (same checks, errors and metrics as the route, several times cheaper per request); "
+        "false sends every request through the FastAPI route.",
     )
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."

@@ -156,3 +156,61 @@ def test_memory_budget_evicts_least_recently_used(settings: Settings, three_vers
         ready = {e["version"] for e in c.post("/v2/repository/index", json={"ready": True}).json()}
         assert ready == {"2", "3"}
         assert _version(c, "/v2/models/iris/versions/1/infer") == "1"  # lazily loaded again
+
+
+def test_deployment_workers_change_rolls_the_pool_live(settings: Settings, three_versions: Registry) -> None:
+    from modelhost.dataplane.workers import WorkerPool
+
+    key = make_admin_key(three_versions, settings)
+    with TestClient(create_app(settings, registry=three_versions)) as c:
+        c.headers["Authorization"] = f"Bearer {key}"
+        repo = c.app.state.plane.repository  # type: ignore[attr-defined]
+        in_process = repo.get(("iris", 1)).runtime
+        statuses: Counter[int] = Counter()
+        stop = threading.Event()
+
+        def hammer() -> None:
+            while not stop.is_set():
+                r = c.post("/v2/models/iris@production/infer", json=BODY)
+                statuses[r.status_code] += 1
+
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.2)
+            r = c.patch("/api/v1/models/iris/deployment", json={"workers": 1})
+            assert r.status_code == 200 and r.json()["workers"] == 1
+            pool = repo.get(("iris", 1)).runtime
+            assert isinstance(pool, WorkerPool) and len(pool.pids()) == 1 and in_process.model is None
+            served_during_roll = sum(statuses.values())
+            time.sleep(0.2)
+            r = c.patch("/api/v1/models/iris/deployment", json={"workers": 0})
+            assert r.status_code == 200
+            assert not isinstance(repo.get(("iris", 1)).runtime, WorkerPool)  # back in process
+            assert not pool._workers  # the pool was drained and shut down
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert served_during_roll > 0 and sum(statuses.values()) > served_during_roll
+    assert set(statuses) == {200}, statuses  # not one request failed while the runtime rolled
+
+
+def test_deployment_changed_by_another_process_applies_after_the_resolve_cache(
+    settings: Settings, three_versions: Registry
+) -> None:
+    """``modelhost deployments set`` writes the registry from another process; the server notices at the
+    next route refresh (MODELHOST_RESOLVE_CACHE_S) and reconfigures the loaded version."""
+    with TestClient(
+        create_app(settings.model_copy(update={"resolve_cache_s": 0.05}), registry=three_versions)
+    ) as c:
+        repo = c.app.state.plane.repository  # type: ignore[attr-defined]
+        assert _version(c) == "1" and repo.get(("iris", 1)).batcher is not None
+        three_versions.set_deployment("iris", max_batch_size=1)  # as the CLI does, behind the server's back
+        deadline = time.monotonic() + 10
+        while repo.get(("iris", 1)).batcher is not None and time.monotonic() < deadline:
+            time.sleep(0.06)
+            assert _version(c) == "1"  # requests keep being answered meanwhile
+        assert repo.get(("iris", 1)).batcher is None  # batching off now, without a restart

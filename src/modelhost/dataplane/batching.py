@@ -1,7 +1,8 @@
 """Adaptive (dynamic) batching, per loaded model.
 
 Requests queue; a batch closes when it holds ``max_batch_size`` rows or ``max_wait_ms`` has passed since
-its first request (0 = take whatever queued while the model was busy, adding no latency). Up to
+its first request (0 = take whatever queued while the model was busy, plus what is still arriving:
+up to ``settle_ticks`` event-loop turns, ending after two turns that bring nothing). Up to
 ``parallel`` batches run at once (one per worker process). Rows are scattered back to their requests,
 and a batch that fails is re-run request by request, so one bad row fails only its own request.
 """
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -62,12 +64,21 @@ class Batcher:
         parallel: int = 1,
         on_batch: Callable[[int, int, float], None] | None = None,
         inline_below_s: float = 0.0,
+        settle_ticks: int = 0,
     ) -> None:
         self.predict = predict
-        # A model whose calls take less than ``inline_below_s`` (moving average) runs on the event loop:
-        # for such models a thread hand-off costs more than the prediction itself.
+        # Closed-loop clients answered by one batch come back together, but not in the same loop turn
+        # (each is read, parsed and admitted first): closing at the first empty queue would run them as
+        # many small batches. A few more turns while they keep arriving cost microseconds each.
+        self.settle_ticks = max(0, settle_ticks)
+        self._arrivals = 0
+        # A model whose calls take less than ``inline_below_s`` runs on the event loop: for such models a
+        # thread hand-off costs more than the prediction itself. The cost is the least of the last
+        # calls, not their mean: on a busy machine preemption inflates some calls' wall time, which a
+        # mean would take for model cost and send a 30 µs model through a thread.
         self.inline_below_s = inline_below_s
-        self._avg_s = float("inf")
+        self._recent: deque[float] = deque(maxlen=16)
+        self._avg_s = float("inf")  # the model's cost per call as used for the decision (see above)
         self.max_batch_size = max(1, max_batch_size)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.stats = BatchStats()
@@ -99,7 +110,8 @@ class Batcher:
             result = self._timed(inputs, list(outputs))
             return {o: result[o] for o in outputs}
         item = _Item(inputs, tuple(outputs), int(rows), asyncio.get_running_loop().create_future())
-        await self._queue.put(item)
+        self._arrivals += 1
+        self._queue.put_nowait(item)
         return await item.future
 
     def _idle(self) -> bool:
@@ -111,7 +123,8 @@ class Batcher:
             return self.predict(inputs, outputs)
         finally:
             took = time.perf_counter() - started
-            self._avg_s = took if self._avg_s == float("inf") else 0.8 * self._avg_s + 0.2 * took
+            self._recent.append(took)
+            self._avg_s = min(self._recent)
 
     async def _call(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         if self._avg_s < self.inline_below_s:
@@ -125,13 +138,20 @@ class Batcher:
                 batch = [await self._queue.get()]
                 rows = batch[0].rows
                 deadline = batch[0].enqueued + self.max_wait
+                settle = self.settle_ticks if self.max_wait == 0 else 0
+                seen, quiet = self._arrivals, 0
                 while rows < self.max_batch_size:
                     if not self._queue.empty():
                         item = self._queue.get_nowait()
                     else:
                         remaining = deadline - time.perf_counter()
                         if remaining <= 0:
-                            break
+                            if settle <= 0 or quiet >= 2:
+                                break
+                            quiet = quiet + 1 if self._arrivals == seen else 0
+                            seen, settle = self._arrivals, settle - 1
+                            await asyncio.sleep(0)
+                            continue
                         # Poll rather than wait_for(queue.get()): a get cancelled by a timeout can
                         # lose the item it was handed on some Python versions.
                         await asyncio.sleep(min(remaining, 0.0005))

@@ -25,7 +25,7 @@ from modelhost.errors import InvalidInput, ModelhostError, ModelNotReady, Payloa
 from modelhost.monitoring.drift import DriftReport, compute_drift
 from modelhost.monitoring.metrics import Metrics
 from modelhost.monitoring.predlog import PredictionLogger
-from modelhost.registry import Registry, VersionInfo
+from modelhost.registry import DeploymentInfo, Registry, VersionInfo
 from modelhost.registry.records import parse_model_ref
 from modelhost.runtimes.base import PARAMETERS_INPUT, Runtime, Signature, datatype_of, parameters_column
 from modelhost.runtimes.graph import GraphRuntime
@@ -50,6 +50,11 @@ RouteKey = tuple[str, str | None]
 
 def _shape_fits(expected: tuple[int, ...], got: tuple[int, ...]) -> bool:
     return len(expected) == len(got) and all(e in (-1, g) for e, g in zip(expected, got, strict=True))
+
+
+def _execution(d: DeploymentInfo | None) -> tuple[object, ...]:
+    """The deployment settings that shape a loaded version's execution (batching, workers)."""
+    return (None, None, None) if d is None else (d.max_batch_size, d.max_wait_ms, d.workers)
 
 
 def validate_inputs(signature: Signature, request: InferenceRequest) -> dict[str, np.ndarray]:
@@ -174,6 +179,11 @@ class DataPlane:
                             )
                         return
         self._routes[key] = new
+        if old is not None and _execution(old.deployment) != _execution(new.deployment):
+            # batching or workers changed by another process (the CLI, a replica): apply it here too
+            task = asyncio.create_task(self.repository.reconfigure(new.primary.model))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if old is not None and old.versions() != new.versions():
             log.info(
                 "%s now serves version(s) %s (was %s)", key[0], sorted(new.versions()), sorted(old.versions())
@@ -387,7 +397,9 @@ class DataPlane:
             model_inputs = {**inputs, PARAMETERS_INPUT: parameters_column(declared, request.parameters, rows)}
         timeout = self.settings.request_timeout_s
         try:
-            result = await asyncio.wait_for(self.repository.predict(entry, model_inputs, outputs), timeout)
+            # asyncio.timeout, not wait_for: no extra task per request on the hot path
+            async with asyncio.timeout(timeout):
+                result = await self.repository.predict(entry, model_inputs, outputs)
         except TimeoutError:
             raise RequestTimeout(
                 f"model '{info.model}' version {info.version} did not answer within {timeout:g} s "

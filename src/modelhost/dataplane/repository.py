@@ -47,6 +47,7 @@ class LoadedModel:
     last_used: float = 0.0
     inflight: int = 0
     explicit: bool = False  # loaded by an operator: never evicted or swapped out automatically
+    busy: dict[int, int] = field(default_factory=dict)  # unbatched calls running, by id(runtime)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -183,7 +184,7 @@ class ModelRepository:
     def _load_blocking(self, info: VersionInfo, deployment: DeploymentInfo) -> Runtime:
         path = self.registry.artifact_path(info)  # verifies the sha256 pin
         cls = runtime_by_name(info.runtime)
-        workers = deployment.workers if deployment.workers is not None else self.settings.workers
+        workers = self._wanted_workers(deployment)
         runtime: Runtime = (
             WorkerPool(cls, path, info.signature, self.settings, workers) if workers > 0
             else cls(path, info.signature, self.settings)
@@ -213,6 +214,7 @@ class ModelRepository:
             entry.runtime.predict, max_batch_size=size, max_wait_ms=wait, parallel=parallel,
             on_batch=lambda rows, reqs, queued: self._on_batch(info, rows, reqs, queued),
             inline_below_s=0.0 if pool else self.settings.inline_predict_us / 1e6,
+            settle_ticks=self.settings.batch_settle_ticks,
         )  # fmt: skip
 
     async def predict(self, entry: LoadedModel, inputs: dict[str, np.ndarray],
@@ -228,7 +230,15 @@ class ModelRepository:
                 return await entry.batcher.submit(inputs, outputs)
             rows = next(iter(inputs.values())).shape[0] if inputs else 1
             self.metrics.batch_size.labels(entry.info.model, str(entry.info.version)).observe(rows)
-            return await anyio.to_thread.run_sync(runtime.predict, inputs, outputs)
+            # counted per runtime, so a worker roll unloads the old one only when its calls are done
+            entry.busy[id(runtime)] = entry.busy.get(id(runtime), 0) + 1
+            try:
+                return await anyio.to_thread.run_sync(runtime.predict, inputs, outputs)
+            finally:
+                if (left := entry.busy[id(runtime)] - 1) > 0:
+                    entry.busy[id(runtime)] = left
+                else:
+                    del entry.busy[id(runtime)]
         finally:
             entry.inflight -= 1
 
@@ -257,18 +267,50 @@ class ModelRepository:
         return True
 
     async def reconfigure(self, model: str) -> None:
-        """Apply changed batching settings to the loaded versions of ``model`` without dropping a
-        request: new requests go to a new batcher while the old one drains. A change of ``workers``
-        takes effect at the next load of the version."""
+        """Apply a changed deployment to the loaded versions of ``model`` without dropping a request.
+        Batching changes: new requests go to a new batcher while the old one drains. A change of
+        ``workers`` rolls the runtime: the new one (its worker processes) is loaded and warmed up
+        while the old one serves, then both switch at once, and the old one is drained and unloaded."""
         entries = [e for e in self._models.values() if e.info.model == model and e.state is ModelState.READY]
         if not entries:
             return
         deployment = await anyio.to_thread.run_sync(self.registry.get_deployment, model)
         for entry in entries:
-            old = entry.batcher
-            entry.batcher = self._make_batcher(entry, deployment)
-            if old is not None:
-                await old.close(self.settings.drain_timeout_s)
+            # under the entry's lock: a concurrent reconfigure (an admin PATCH and a route refresh
+            # noticing the same change) waits until this one has fully drained and unloaded
+            async with entry.lock:
+                if entry.state is not ModelState.READY or entry.runtime is None:
+                    continue  # unloaded meanwhile; the next load reads the new deployment
+                if self._workers_of(entry.runtime) != self._wanted_workers(deployment):
+                    await self._roll(entry, deployment)
+                    continue
+                old = entry.batcher
+                entry.batcher = self._make_batcher(entry, deployment)
+                if old is not None:
+                    await old.close(self.settings.drain_timeout_s)
+
+    def _wanted_workers(self, deployment: DeploymentInfo) -> int:
+        return deployment.workers if deployment.workers is not None else self.settings.workers
+
+    @staticmethod
+    def _workers_of(runtime: Runtime | None) -> int:
+        return runtime.size if isinstance(runtime, WorkerPool) else 0
+
+    async def _roll(self, entry: LoadedModel, deployment: DeploymentInfo) -> None:
+        """Replace a ready entry's runtime (the caller holds ``entry.lock``)."""
+        old_runtime, old_batcher = entry.runtime, entry.batcher
+        assert old_runtime is not None
+        fresh = await anyio.to_thread.run_sync(self._load_blocking, entry.info, deployment)
+        entry.runtime = fresh  # the switch: requests from now on use the new runtime
+        entry.batcher = self._make_batcher(entry, deployment)
+        log.info("%s version %s: %d -> %d worker processes", *entry.key,
+                 self._workers_of(old_runtime), self._workers_of(fresh))  # fmt: skip
+        if old_batcher is not None:
+            await old_batcher.close(self.settings.drain_timeout_s)
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while entry.busy.get(id(old_runtime), 0) > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        await anyio.to_thread.run_sync(old_runtime.unload)
 
     async def ensure(self, info: VersionInfo) -> LoadedModel:
         """The ready model for ``info``; loads it now when lazy loading is on."""

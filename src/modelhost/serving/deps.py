@@ -51,13 +51,18 @@ async def get_gateway(request: Request) -> Gateway:
 
 def presented_key(request: Request) -> str | None:
     """The API key from ``Authorization: Bearer <key>``, else ``X-API-Key`` or ``api-key``."""
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
+    headers = request.headers
+    return key_from_headers(headers.get("authorization"), headers.get("x-api-key") or headers.get("api-key"))
+
+
+def key_from_headers(authorization: str | None, api_key: str | None) -> str | None:
+    """``presented_key`` on header values already read (the OIP infer fast path reads raw ASGI headers)."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthorized("unsupported Authorization header: send 'Authorization: Bearer mh_live_...'")
         return value.strip()
-    return request.headers.get("x-api-key") or request.headers.get("api-key") or None
+    return api_key or None
 
 
 # Declared only so the OpenAPI spec (and /docs' "Authorize" button) shows both ways to send a key;

@@ -71,10 +71,13 @@ def format_validation_errors(errors: list[Any]) -> str:
 
 
 def _count_denial(request: Request, exc: ModelhostError) -> None:
-    plane = getattr(request.app.state, "plane", None)
+    count_denial(getattr(request.app.state, "plane", None), request.scope, exc)
+
+
+def count_denial(plane: Any, scope: Any, exc: ModelhostError) -> None:
+    """Count a 401/403/429 under the key's public id (the auth dependency leaves it in the scope)."""
     if plane is not None:
-        key_id = request.scope.get("modelhost.key_id", "unknown")
-        plane.metrics.denials.labels(key_id, exc.code).inc()
+        plane.metrics.denials.labels(scope.get("modelhost.key_id", "unknown"), exc.code).inc()
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -4,7 +4,8 @@ extensions. Everything here is translation; the work happens in the DataPlane.""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, get_args
 
 import anyio
 import orjson
@@ -13,13 +14,16 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from modelhost.dataplane import codec
+from modelhost.dataplane.plane import DataPlane
 from modelhost.dataplane.types import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
 from modelhost.errors import InvalidInput, ModelNotReady
+from modelhost.gateway.service import Reservation
 from modelhost.serving.deps import CurrentKey, GatewayDep, Loader, Metered, ModelRef, Plane, Reader
 from modelhost.serving.errors import format_validation_errors
 from modelhost.serving.responses import JSONBytes
 from modelhost.serving.rest.v2_protocol import (
     ERROR_RESPONSES,
+    Datatype,
     ErrorResponse,
     InferenceRequestModel,
     InferenceResponseModel,
@@ -27,6 +31,8 @@ from modelhost.serving.rest.v2_protocol import (
     RepositoryIndexEntry,
     RepositoryIndexRequest,
     RepositoryLoadRequest,
+    RequestInput,
+    RequestOutput,
     ServerMetadataResponse,
 )
 
@@ -101,44 +107,119 @@ def decode_infer_request(body: bytes, header_length: str | None) -> tuple[Infere
     obj = _parse_json(view, "request body")
     if not isinstance(obj, dict):
         raise InvalidInput("request body must be a JSON object with an 'inputs' list")
-    try:
-        req = InferenceRequestModel.model_validate(obj)
-    except ValidationError as exc:
-        raise InvalidInput(format_validation_errors(list(exc.errors()))) from None
+    parsed = _plain_request(obj)
+    if parsed is None:  # anything the plain check is unsure of: pydantic decides (and words the error)
+        try:
+            req = InferenceRequestModel.model_validate(obj)
+        except ValidationError as exc:
+            raise InvalidInput(format_validation_errors(list(exc.errors()))) from None
+        parsed = (
+            req.id,
+            req.parameters,
+            [(i.name, i.datatype, i.shape, i.parameters, i.data) for i in req.inputs],
+            None if req.outputs is None else [(o.name, o.parameters) for o in req.outputs],
+        )
+    request_id, top_params, inputs, requested = parsed
     tensors: list[Tensor] = []
     offset = 0
-    for inp in req.inputs:
-        params = inp.parameters or {}
+    for name, datatype, shape, parameters, data in inputs:
+        params = parameters or {}
         size = params.get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise InvalidInput(f"input '{inp.name}': binary_data_size must be a non-negative integer")
+                raise InvalidInput(f"input '{name}': binary_data_size must be a non-negative integer")
             if offset + size > len(binary):
-                raise InvalidInput(
-                    f"input '{inp.name}': binary data of {size} bytes runs past the request body"
-                )
-            array = codec.decode_binary(inp.name, inp.datatype, inp.shape, binary[offset : offset + size])
+                raise InvalidInput(f"input '{name}': binary data of {size} bytes runs past the request body")
+            array = codec.decode_binary(name, datatype, shape, binary[offset : offset + size])
             offset += size
         else:
-            if inp.data is None:
-                raise InvalidInput(f"input '{inp.name}' has no 'data' (and no binary_data_size parameter)")
-            array = codec.decode_json(inp.name, inp.datatype, inp.shape, inp.data)
-        tensors.append(Tensor(inp.name, inp.datatype, tuple(inp.shape), array, params))
+            if data is None:
+                raise InvalidInput(f"input '{name}' has no 'data' (and no binary_data_size parameter)")
+            array = codec.decode_json(name, datatype, shape, data)
+        tensors.append(Tensor(name, datatype, tuple(shape), array, params))
     if offset != len(binary):
         raise InvalidInput(
             f"{len(binary) - offset} bytes of binary data follow the inputs but belong to none"
         )
-    top = req.parameters or {}
+    top = top_params or {}
     outputs = None
     binary_outputs: set[str] = set()
-    if req.outputs is not None:
-        outputs = [RequestedOutput(o.name, o.parameters or {}) for o in req.outputs]
+    if requested is not None:
+        outputs = [RequestedOutput(name, params or {}) for name, params in requested]
         binary_outputs = {o.name for o in outputs if o.parameters.get("binary_data") is True}
-    request = InferenceRequest(inputs=tensors, outputs=outputs, id=req.id, parameters=top)
+    request = InferenceRequest(inputs=tensors, outputs=outputs, id=request_id, parameters=top)
     return request, top.get("binary_data_output") is True, binary_outputs
 
 
+_TOP_FIELDS = frozenset(InferenceRequestModel.model_fields)
+_INPUT_FIELDS = frozenset(RequestInput.model_fields)
+_OUTPUT_FIELDS = frozenset(RequestOutput.model_fields)
+_DATATYPES = frozenset(get_args(Datatype))
+_PlainInput = tuple[str, str, list[int], dict[str, Any] | None, Any]
+_PlainRequest = tuple[
+    str | None, dict[str, Any] | None, list[_PlainInput], list[tuple[str, dict[str, Any] | None]] | None
+]
+
+
+def _plain_request(obj: dict[str, Any]) -> _PlainRequest | None:
+    """The request's fields when the body is exactly what ``InferenceRequestModel`` accepts without
+    coercion (the common case), checked in plain Python at a fraction of pydantic's cost; None when
+    anything is unusual, and pydantic then validates (same acceptance, its own error messages)."""
+    if not obj.keys() <= _TOP_FIELDS:
+        return None
+    request_id, params, inputs, outputs = (
+        obj.get("id"),
+        obj.get("parameters"),
+        obj.get("inputs"),
+        obj.get("outputs"),
+    )
+    if (request_id is not None and type(request_id) is not str) or (
+        params is not None and type(params) is not dict
+    ):
+        return None
+    if type(inputs) is not list or not inputs:
+        return None
+    plain: list[_PlainInput] = []
+    for inp in inputs:
+        if type(inp) is not dict or not inp.keys() <= _INPUT_FIELDS:
+            return None
+        name, datatype, shape, inp_params = (
+            inp.get("name"),
+            inp.get("datatype"),
+            inp.get("shape"),
+            inp.get("parameters"),
+        )
+        if type(name) is not str or not name or datatype not in _DATATYPES or type(shape) is not list:
+            return None
+        if not all(type(d) is int and d >= 0 for d in shape):
+            return None
+        if inp_params is not None and type(inp_params) is not dict:
+            return None
+        plain.append((name, str(datatype), shape, inp_params, inp.get("data")))
+    requested: list[tuple[str, dict[str, Any] | None]] | None = None
+    if outputs is not None:
+        if type(outputs) is not list:
+            return None
+        requested = []
+        for out in outputs:
+            if type(out) is not dict or not out.keys() <= _OUTPUT_FIELDS or type(out.get("name")) is not str:
+                return None
+            out_params = out.get("parameters")
+            if out_params is not None and type(out_params) is not dict:
+                return None
+            requested.append((out["name"], out_params))
+    return request_id, params, plain, requested
+
+
 def encode_infer_response(resp: InferenceResponse, all_binary: bool, binary_outputs: set[str]) -> Response:
+    body, headers = encode_infer_body(resp, all_binary, binary_outputs)
+    return Response(body, media_type=headers.pop("content-type"), headers=headers)
+
+
+def encode_infer_body(
+    resp: InferenceResponse, all_binary: bool, binary_outputs: set[str]
+) -> tuple[bytes, dict[str, str]]:
+    """The response body and its headers (content-type first)."""
     outputs: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     for t in resp.outputs:
@@ -167,12 +248,11 @@ def encode_infer_response(resp: InferenceResponse, all_binary: bool, binary_outp
         body["parameters"] = resp.parameters
     header = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     if not chunks:
-        return Response(header, media_type="application/json")
-    return Response(
-        header + b"".join(chunks),
-        media_type="application/octet-stream",
-        headers={"Inference-Header-Content-Length": str(len(header))},
-    )
+        return header, {"content-type": "application/json"}
+    return header + b"".join(chunks), {
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": str(len(header)),
+    }
 
 
 # --- health and metadata -------------------------------------------------------------------------
@@ -234,26 +314,43 @@ async def model_version_ready(
 # --- inference -------------------------------------------------------------------------------------
 
 
+async def run_infer(
+    plane: DataPlane,
+    usage: Reservation,
+    model_name: str,
+    model_version: str | None,
+    body: bytes,
+    headers: Callable[[str], str | None],
+    log_payloads: bool,
+) -> tuple[bytes, dict[str, str]]:
+    """One OIP infer request, from the body read to the response body and headers; shared by the
+    route below and the ASGI fast path (``v2_fast``) so both behave the same."""
+    try:
+        infer_request, all_binary, binary_outputs = decode_infer_request(body, headers(HEADER_LENGTH))
+    except InvalidInput:
+        plane.count_rejected(model_name, model_version, "rest", 400)
+        raise
+    if log_payloads:
+        log.debug("infer %s: %s", model_name, body[:4096].decode("utf-8", "replace"))
+    resp = await plane.infer(
+        model_name, model_version, infer_request, routing_key=headers(ROUTING_KEY_HEADER)
+    )
+    usage.version = resp.model_version
+    usage.rows = max((t.shape[0] for t in infer_request.inputs if t.shape), default=0)
+    payload, response_headers = encode_infer_body(resp, all_binary, binary_outputs)
+    response_headers[VERSION_HEADER] = resp.model_version
+    return payload, response_headers
+
+
 async def _infer(
     request: Request, plane: Plane, usage: Metered, model_name: str, model_version: str | None
 ) -> Response:
     body = await request.body()
-    try:
-        infer_request, all_binary, binary_outputs = decode_infer_request(
-            body, request.headers.get(HEADER_LENGTH)
-        )
-    except InvalidInput:
-        plane.count_rejected(model_name, model_version, "rest", 400)
-        raise
-    if request.app.state.settings.log_payloads:
-        log.debug("infer %s: %s", model_name, body[:4096].decode("utf-8", "replace"))
-    routing_key = request.headers.get(ROUTING_KEY_HEADER)
-    resp = await plane.infer(model_name, model_version, infer_request, routing_key=routing_key)
-    usage.version = resp.model_version
-    usage.rows = max((t.shape[0] for t in infer_request.inputs if t.shape), default=0)
-    response = encode_infer_response(resp, all_binary, binary_outputs)
-    response.headers[VERSION_HEADER] = resp.model_version
-    return response
+    log_payloads = request.app.state.settings.log_payloads
+    payload, headers = await run_infer(
+        plane, usage, model_name, model_version, body, request.headers.get, log_payloads
+    )
+    return Response(payload, media_type=headers.pop("content-type"), headers=headers)
 
 
 @router.post(
