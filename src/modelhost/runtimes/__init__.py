@@ -12,6 +12,7 @@ from modelhost.runtimes.onnx import OnnxRuntime
 from modelhost.runtimes.sklearn import SklearnRuntime
 from modelhost.runtimes.torch import TorchRuntime
 from modelhost.runtimes.translation import TranslationRuntime
+from modelhost.runtimes.upstream import UpstreamRuntime
 from modelhost.runtimes.vision import ImageClassifierRuntime
 from modelhost.runtimes.whisper import WhisperRuntime
 
@@ -28,6 +29,7 @@ RUNTIMES: dict[str, type[Runtime]] = {
         GraphRuntime,
         TorchRuntime,
         KerasRuntime,
+        UpstreamRuntime,
     )
 }
 RUNTIME_BY_FORMAT: dict[str, type[Runtime]] = {f: r for r in RUNTIMES.values() for f in r.formats}
