@@ -74,6 +74,17 @@ async def _upstream(plane: Plane, ref: str) -> tuple[VersionInfo, UpstreamRuntim
     return served
 
 
+async def _target(plane: Plane, ref: str, kind: type[Any], reservation: Any) -> tuple[VersionInfo, Any]:
+    """The version and runtime serving ``ref``: a remote upstream, else a loaded runtime of ``kind``.
+    When that fails (unknown model, wrong kind, not loaded) the reservation is given back."""
+    try:
+        remote = await _upstream(plane, ref)
+        return remote if remote is not None else await _served(plane, ref, kind)
+    except BaseException:
+        await reservation.settle(error=True)
+        raise
+
+
 async def _admit(key: ApiKey, gateway: Gateway, model: str, max_tokens: int) -> Any:
     """Scope check and admission: the worst-case output (``max_tokens`` per choice) is reserved now,
     prompt and actual output tokens are settled when generation ends."""
@@ -185,9 +196,9 @@ async def completions(
     request: Request,
 ) -> Any:
     reservation = await _admit(key, gateway, req.model, (req.max_tokens or 16) * req.n)
-    remote = await _upstream(plane, req.model)
-    if remote is not None:
-        info, upstream = remote
+    info, runtime = await _target(plane, req.model, LLMRuntime, reservation)
+    if isinstance(runtime, UpstreamRuntime):
+        upstream = runtime
         return await counted(
             plane.metrics,
             info.model,
@@ -199,7 +210,6 @@ async def completions(
                 info,
             ),
         )
-    info, runtime = await _served(plane, req.model, LLMRuntime)
     return await _generate(
         lambda done: create_completion(req, runtime, req.model, settings, done),
         reservation,
@@ -223,9 +233,9 @@ async def chat_completions(
 ) -> Any:
     budget = req.max_completion_tokens or req.max_tokens or settings.llm_max_context
     reservation = await _admit(key, gateway, req.model, budget * req.n)
-    remote = await _upstream(plane, req.model)
-    if remote is not None:
-        info, upstream = remote
+    info, runtime = await _target(plane, req.model, LLMRuntime, reservation)
+    if isinstance(runtime, UpstreamRuntime):
+        upstream = runtime
         return await counted(
             plane.metrics,
             info.model,
@@ -237,7 +247,6 @@ async def chat_completions(
                 info,
             ),
         )
-    info, runtime = await _served(plane, req.model, LLMRuntime)
     return await _generate(
         lambda done: create_chat_completion(req, runtime, req.model, settings, done),
         reservation,
@@ -251,14 +260,12 @@ async def embeddings(
     req: EmbeddingRequest, plane: Plane, key: CurrentKey, gateway: GatewayDep, request: Request
 ) -> JSONBytes:
     reservation = await _admit(key, gateway, req.model, 0)
-    remote = await _upstream(plane, req.model)
+    info, runtime = await _target(plane, req.model, EmbeddingsRuntime, reservation)
     try:
-        if remote is not None:
-            info, upstream = remote
-            work = proxy_embeddings(req, upstream, req.model, request)
+        if isinstance(runtime, UpstreamRuntime):
+            work = proxy_embeddings(req, runtime, req.model, request)
             result = await counted(plane.metrics, info.model, info.version, work)
         else:
-            _, runtime = await _served(plane, req.model, EmbeddingsRuntime)
             result = await create_embeddings(req, runtime, req.model)
     except BaseException:
         await reservation.settle(error=True)
