@@ -65,6 +65,7 @@ async def drive(
     deadline: float,
     pid: int,
     samples: list[tuple[int, float]],
+    timeout: float = 300,
 ) -> dict[str, int]:
     counts = {"ok": 0, "expected_4xx": 0, "unexpected_4xx": 0, "server_error": 0, "transport_error": 0}
     next_i = first
@@ -72,13 +73,15 @@ async def drive(
 
     async def worker() -> None:
         nonlocal next_i, done
-        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
             while next_i < first + total and time.monotonic() < deadline:
                 i, next_i = next_i, next_i + 1
                 try:
                     kind, status = await one(client, i)
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     counts["transport_error"] += 1
+                    name = f"transport_{type(exc).__name__}"
+                    counts[name] = counts.get(name, 0) + 1
                     continue
                 if status == EXPECTED.get(kind, 200):
                     counts["ok" if status == 200 else "expected_4xx"] += 1
@@ -158,7 +161,7 @@ def run_llm_soak(args: argparse.Namespace) -> int:
         finally:
             server.terminate()
             server.wait(15)
-    done = sum(counts.values())
+    done = sum(v for k, v in counts.items() if not k.startswith("transport_"))
     peak = max(rss for _, rss in samples)
     growth = end_rss - start_rss
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")

@@ -3,6 +3,7 @@ demo server (SmolLM2 + MiniLM) registered with ``modelhost upstream add``; drive
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -197,7 +198,7 @@ def test_client_disconnect_cancels_the_upstream_generation(
     body = {
         "model": "remote",
         "messages": QUESTION,
-        "max_tokens": 400,
+        "max_tokens": 1500,
         "ignore_eos": True,
         "stream": True,
     }
@@ -210,7 +211,34 @@ def test_client_disconnect_cancels_the_upstream_generation(
         first = [next(data) for _ in range(3)]
         assert len(first) == 3 and all('"delta"' in line for line in first), first
         assert _running(server) >= 1, httpx.get(f"{server.url}/metrics").text[-3000:]
-    deadline = time.monotonic() + 20  # 400 tokens would take far longer than this on 2 cores
+    _wait_idle(server)
+
+
+def _wait_idle(server: Server) -> None:
+    deadline = time.monotonic() + 20  # 1,500 tokens take far longer than this on 2 cores
     while _running(server) > 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _running(server) == 0
+
+
+def test_client_disconnect_cancels_a_non_streamed_upstream_request(
+    front: Server, server: Server, infer_key: tuple[str, str]
+) -> None:
+    body = {"model": "remote", "messages": QUESTION, "max_tokens": 1500, "ignore_eos": True}
+    headers = {"Authorization": f"Bearer {infer_key[0]}"}
+
+    async def abandon() -> None:
+        async with httpx.AsyncClient(timeout=120) as client:
+            request = asyncio.create_task(
+                client.post(f"{front.url}/v1/chat/completions", json=body, headers=headers)
+            )
+            deadline = time.monotonic() + 60
+            while await asyncio.to_thread(_running, server) < 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert await asyncio.to_thread(_running, server) >= 1  # the upstream is generating
+            request.cancel()  # the client gives up: its connection to the front closes
+            with pytest.raises(asyncio.CancelledError):
+                await request
+
+    asyncio.run(abandon())
+    _wait_idle(server)

@@ -22,6 +22,7 @@ from modelhost.runtimes.upstream import UpstreamRuntime
 from modelhost.serving.deps import CurrentKey, GatewayDep, Plane, SettingsDep
 from modelhost.serving.responses import JSONBytes
 from modelhost.serving.rest.openai.completions import create_chat_completion, create_completion
+from modelhost.serving.rest.openai.disconnect import cancel_on_disconnect
 from modelhost.serving.rest.openai.embeddings import create_embeddings
 from modelhost.serving.rest.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from modelhost.serving.rest.openai.upstream import counted, proxy_embeddings, proxy_generation
@@ -211,7 +212,9 @@ async def completions(
             ),
         )
     return await _generate(
-        lambda done: create_completion(req, runtime, req.model, settings, done),
+        lambda done: cancel_on_disconnect(
+            request, create_completion(req, runtime, req.model, settings, done)
+        ),
         reservation,
         plane.metrics,
         info,
@@ -248,7 +251,9 @@ async def chat_completions(
             ),
         )
     return await _generate(
-        lambda done: create_chat_completion(req, runtime, req.model, settings, done),
+        lambda done: cancel_on_disconnect(
+            request, create_chat_completion(req, runtime, req.model, settings, done)
+        ),
         reservation,
         plane.metrics,
         info,

@@ -8,9 +8,8 @@ passed on only when the client asked for it). The gateway settles the reservatio
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -18,29 +17,10 @@ from starlette.requests import Request
 from modelhost.errors import ModelhostError
 from modelhost.runtimes.upstream import Capability, UpstreamRuntime
 from modelhost.serving.rest.openai.completions import SSE_DONE, OnFinish, sse, sse_error
+from modelhost.serving.rest.openai.disconnect import cancel_on_disconnect
 from modelhost.serving.rest.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 T = TypeVar("T")
-
-
-async def cancel_on_disconnect(request: Request | None, work: Coroutine[Any, Any, T]) -> T:
-    """Await ``work``, cancelling it (and so the upstream request) when the client disconnects first."""
-    task = asyncio.ensure_future(work)
-    if request is None:
-        return await task
-
-    async def watch() -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                task.cancel()
-                return
-
-    watcher = asyncio.create_task(watch())
-    try:
-        return await task
-    finally:
-        watcher.cancel()
 
 
 def _body(
