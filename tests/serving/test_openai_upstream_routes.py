@@ -52,3 +52,21 @@ def test_failures_give_the_reservation_back(settings: Settings, registry: Regist
             assert r.status_code == 400
         metrics = c.get("/metrics").text
     assert 'modelhost_requests_total{model="down",protocol="openai",status="502",version="1"} 3.0' in metrics
+
+
+def test_registered_through_the_admin_api(settings: Settings, registry: Registry, tmp_path: Path) -> None:
+    from tests.conftest import make_admin_key
+
+    manifest = {"format": "openai-upstream", "base_url": _dead_url(), "model": "m", "api_key_env": "UP_KEY"}
+    headers = {"Authorization": f"Bearer {make_admin_key(registry, settings)}"}
+    with TestClient(create_app(settings, registry=registry)) as c:
+        files = {"file": ("remote.json", json.dumps(manifest).encode(), "application/json")}
+        r = c.post("/api/v1/models/remote/versions", files=files, headers=headers)
+        assert r.status_code == 201, r.text
+        assert r.json()["runtime"] == "openai-upstream"
+        assert r.json()["signature"]["extra"]["api_key"] == "env:UP_KEY"
+        manifest["api_key"] = "sk-plain"
+        files = {"file": ("remote.json", json.dumps(manifest).encode(), "application/json")}
+        r = c.post("/api/v1/models/remote/versions", files=files, headers=headers)
+        assert r.status_code == 400 and "plaintext secret" in r.json()["error"]
+        assert "sk-plain" not in r.text
