@@ -2,6 +2,11 @@
 the server's RSS at start and end, error counts, and rps. Bounded in count and time; loopback only.
 
     .venv/bin/python benchmarks/soak.py --requests 10000 --concurrency 16
+    .venv/bin/python benchmarks/soak.py --llm --requests 1000 --concurrency 8
+
+``--llm`` drives SmolLM2 on /v1 instead (benchmarks/soak_llm.py): chat, completions with n=2, streams
+read to the end, streams the client abandons after the first token, and bad requests; RSS is sampled
+along the way and the scheduler must end with no sequence left and still answer.
 """
 
 from __future__ import annotations
@@ -77,7 +82,16 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--bad-every", type=int, default=5, help="every Nth request is malformed (0: none)")
     parser.add_argument("--max-seconds", type=float, default=300)
+    parser.add_argument("--llm", action="store_true", help="soak the LLM on /v1 (see benchmarks/soak_llm.py)")
+    parser.add_argument("--warmup", type=int, default=100, help="--llm: requests before the RSS baseline")
+    parser.add_argument(
+        "--max-growth-mb", type=float, default=64, help="--llm: allowed RSS growth after warm-up"
+    )
     args = parser.parse_args()
+    if args.llm:
+        from soak_llm import run_llm_soak
+
+        return run_llm_soak(args)
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as home:
         env = {

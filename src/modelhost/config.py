@@ -268,6 +268,13 @@ class Settings(BaseSettings):
     max_n: int = Field(
         default=8, ge=1, description="Largest `n` (choices per request) on /v1 completion routes."
     )
+    upstream_max_connections: int = Field(
+        default=100,
+        ge=1,
+        le=10000,
+        description="Connections kept open to each remote OpenAI-compatible upstream (one pooled client per "
+        "upstream version); requests beyond it wait for a free connection.",
+    )
     backend: Literal["local", "ray"] = Field(
         default="local",
         description="Where models run: `local` (in the server process or its worker processes) or `ray` "

@@ -106,6 +106,41 @@ class GatewayUnavailable(ModelhostError):
     code = "gateway_unavailable"
 
 
+class UpstreamUnavailable(ModelhostError):
+    """A remote OpenAI-compatible upstream cannot be reached, refused our credentials or failed (5xx)."""
+
+    status_code = 502
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(ModelhostError):
+    """A remote upstream did not answer within its timeout."""
+
+    status_code = 504
+    code = "upstream_timeout"
+
+
+class UpstreamRejected(ModelhostError):
+    """A remote upstream refused the request with a 4xx: the same status goes back to the client."""
+
+    code = "upstream_rejected"
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, param=param)
+        self.status_code = status_code
+        if code:
+            self.code = code
+        self.headers = headers or {}
+
+
 class EncryptionError(ModelhostError):
     """An encrypted artifact cannot be decrypted: no key configured, wrong key, or tampered data."""
 

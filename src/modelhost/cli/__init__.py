@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from modelhost import __version__
-from modelhost.cli import demo, gateway_cmds, ml, monitor, predict, registry_cmds, rollout, serve, train
+from modelhost.cli import (
+    demo,
+    gateway_cmds,
+    ml,
+    monitor,
+    predict,
+    registry_cmds,
+    rollout,
+    serve,
+    train,
+    upstream,
+)
 from modelhost.cli.common import out, set_global_json
 
 app = typer.Typer(
@@ -34,6 +45,7 @@ app.command()(monitor.drift)
 app.command()(monitor.status)
 gateway_cmds.register(app)
 ml.register(app)
+upstream.register(app)
 
 
 def _version_callback(value: bool) -> None:

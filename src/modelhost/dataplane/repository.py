@@ -186,7 +186,7 @@ class ModelRepository:
         cls = runtime_by_name(info.runtime)
         workers = self._wanted_workers(deployment)
         runtime: Runtime = (
-            WorkerPool(cls, path, info.signature, self.settings, workers) if workers > 0
+            WorkerPool(cls, path, info.signature, self.settings, workers) if workers > 0 and not cls.remote
             else cls(path, info.signature, self.settings)
         )  # fmt: skip
         runtime.load()

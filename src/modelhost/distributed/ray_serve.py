@@ -210,6 +210,8 @@ class RayModelRepository(ModelRepository):
     """The local repository's load/swap/drain/batching logic, with every model run on Ray Serve."""
 
     def _load_blocking(self, info: VersionInfo, deployment: DeploymentInfo) -> Runtime:
+        if runtime_by_name(info.runtime).remote:  # a proxy to a remote upstream stays in the front
+            return super()._load_blocking(info, deployment)
         self.registry.artifact_path(info)  # refuse a tampered artifact here too, before deploying
         runtime = RayRuntime(info, self.settings)
         runtime.load()

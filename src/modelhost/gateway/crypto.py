@@ -116,6 +116,13 @@ def _aad(sha256: str) -> bytes:
     return b"modelhost-artifact:" + sha256.encode()
 
 
+SEALED_PREFIX = "mhsec1:"
+
+
+def _secret_aad(kid: str) -> bytes:
+    return b"modelhost-secret:" + kid.encode()
+
+
 class ArtifactCipher:
     """Encrypts with the first key; decrypts with any of them (key rotation)."""
 
@@ -180,6 +187,31 @@ class ArtifactCipher:
         with os.fdopen(fd, "wb") as f:
             f.write(plain)
         return header.sha256
+
+    def seal(self, secret: str) -> str:
+        """A small secret (an upstream's API key) encrypted with the current key, as printable text:
+        ``mhsec1:<key id>:<base64 nonce + ciphertext>``. Only a process holding the key opens it."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = os.urandom(12)
+        sealed = AESGCM(self.keys[self.current]).encrypt(nonce, secret.encode(), _secret_aad(self.current))
+        return f"{SEALED_PREFIX}{self.current}:{_b64(nonce + sealed)}"
+
+    def unseal(self, token: str) -> str:
+        """The secret of a ``seal`` token; EncryptionError when this process lacks its key or it is damaged."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        kid, _, body = token.removeprefix(SEALED_PREFIX).partition(":")
+        try:
+            raw = _unb64(body)
+            return (
+                AESGCM(self._kek(kid, "a sealed secret"))
+                .decrypt(raw[:12], raw[12:], _secret_aad(kid))
+                .decode()
+            )
+        except (InvalidTag, binascii.Error, ValueError):
+            raise EncryptionError("a sealed secret does not open: wrong key or damaged text") from None
 
     def rewrap(self, path: str | Path) -> bool:
         """Rewrap the file's data key with the current key; False if it already uses it."""

@@ -22,6 +22,7 @@ CTRANSLATE2 = "ctranslate2"
 BERGAMOT = "bergamot"
 IMAGE_CLASSIFIER = "image-classifier"
 GRAPH = "graph"
+OPENAI_UPSTREAM = "openai-upstream"  # a JSON manifest naming a remote OpenAI-compatible endpoint
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".sav", ".dill"}
 _SAFE_WAY = (
@@ -79,6 +80,8 @@ def detect_format(path: str | Path) -> str:
         return SAFETENSORS
     if suffix in PICKLE_SUFFIXES:
         raise UnsafeArtifact(f"{path.name} has a pickle/joblib file name. {_SAFE_WAY}")
+    if suffix == ".json" and head.lstrip().startswith(b"{") and _is_upstream_manifest(path):
+        return OPENAI_UPSTREAM
     if suffix == ".json" and head.lstrip().startswith(b"{"):
         # A model graph (runtimes/graph.py checks its content); JSON cannot run code.
         return GRAPH
@@ -88,6 +91,19 @@ def detect_format(path: str | Path) -> str:
         f"{path.name} is not a recognised safe model format; accepted: skops (.skops), ONNX (.onnx), "
         "safetensors (.safetensors), Keras 3 (.keras)"
     )
+
+
+def _is_upstream_manifest(path: Path) -> bool:
+    """A small JSON object with ``"format": "openai-upstream"`` (runtimes/upstream.py checks the rest)."""
+    import json
+
+    if path.stat().st_size > 64 * 1024:
+        return False
+    try:
+        doc = json.loads(path.read_bytes())
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("format") == OPENAI_UPSTREAM
 
 
 def _check_no_pickle(path: Path, files: list[Path]) -> None:

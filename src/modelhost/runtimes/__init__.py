@@ -20,6 +20,7 @@ from modelhost.runtimes.transformers_pipeline import (
     wants_pipeline,
 )
 from modelhost.runtimes.translation import TranslationRuntime
+from modelhost.runtimes.upstream import UpstreamRuntime
 from modelhost.runtimes.vision import ImageClassifierRuntime
 from modelhost.runtimes.whisper import WhisperRuntime
 
@@ -37,6 +38,7 @@ RUNTIMES: dict[str, type[Runtime]] = {
         TorchRuntime,
         KerasRuntime,
         TransformersPipelineRuntime,
+        UpstreamRuntime,
     )
 }
 RUNTIME_BY_FORMAT: dict[str, type[Runtime]] = {f: r for r in RUNTIMES.values() for f in r.formats}

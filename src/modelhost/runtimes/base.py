@@ -139,6 +139,8 @@ class Runtime:
     formats: ClassVar[tuple[str, ...]] = ()
     # How many predict calls may run at once (worker processes, Ray replicas): the batcher's parallelism.
     size: int = 1
+    # A proxy to a remote server (runtimes/upstream.py): never run in worker processes.
+    remote: ClassVar[bool] = False
 
     def __init__(self, path: Path, signature: Signature, settings: Settings) -> None:
         self.path = path

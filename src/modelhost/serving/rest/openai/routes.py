@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
@@ -18,11 +18,14 @@ from modelhost.monitoring.metrics import Metrics
 from modelhost.registry import VersionInfo
 from modelhost.runtimes.embeddings import EmbeddingsRuntime
 from modelhost.runtimes.llm import LLMRuntime
+from modelhost.runtimes.upstream import UpstreamRuntime
 from modelhost.serving.deps import CurrentKey, GatewayDep, Plane, SettingsDep
 from modelhost.serving.responses import JSONBytes
 from modelhost.serving.rest.openai.completions import create_chat_completion, create_completion
+from modelhost.serving.rest.openai.disconnect import cancel_on_disconnect
 from modelhost.serving.rest.openai.embeddings import create_embeddings
 from modelhost.serving.rest.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from modelhost.serving.rest.openai.upstream import counted, proxy_embeddings, proxy_generation
 
 
 class OpenAIErrorBody(BaseModel):
@@ -41,13 +44,13 @@ class OpenAIErrorResponse(BaseModel):
 router = APIRouter(
     prefix="/v1",
     tags=["OpenAI-compatible"],
-    responses={s: {"model": OpenAIErrorResponse} for s in (400, 401, 403, 404, 413, 429, 500, 503, 504)},
+    responses={s: {"model": OpenAIErrorResponse} for s in (400, 401, 403, 404, 413, 429, 500, 502, 503, 504)},
 )
 _JSON_OR_SSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {}, "text/event-stream": {"schema": {"type": "string"}}}}
 }
 
-SERVED_RUNTIMES = (LLMRuntime.name, EmbeddingsRuntime.name)
+SERVED_RUNTIMES = (LLMRuntime.name, EmbeddingsRuntime.name, UpstreamRuntime.name)
 
 
 async def _served(plane: Plane, ref: str, kind: type[Any]) -> tuple[VersionInfo, Any]:
@@ -58,6 +61,29 @@ async def _served(plane: Plane, ref: str, kind: type[Any]) -> tuple[VersionInfo,
             exc.param = "model"
         raise
     return info, runtime
+
+
+async def _upstream(plane: Plane, ref: str) -> tuple[VersionInfo, UpstreamRuntime] | None:
+    """The upstream runtime when ``ref`` resolves to a remote OpenAI-compatible upstream, else None."""
+    try:
+        info = await plane.resolve(ref)
+    except ModelhostError:
+        return None  # the local path raises it, with param="model"
+    if info.runtime != UpstreamRuntime.name:
+        return None
+    served: tuple[VersionInfo, UpstreamRuntime] = await _served(plane, ref, UpstreamRuntime)
+    return served
+
+
+async def _target(plane: Plane, ref: str, kind: type[Any], reservation: Any) -> tuple[VersionInfo, Any]:
+    """The version and runtime serving ``ref``: a remote upstream, else a loaded runtime of ``kind``.
+    When that fails (unknown model, wrong kind, not loaded) the reservation is given back."""
+    try:
+        remote = await _upstream(plane, ref)
+        return remote if remote is not None else await _served(plane, ref, kind)
+    except BaseException:
+        await reservation.settle(error=True)
+        raise
 
 
 async def _admit(key: ApiKey, gateway: Gateway, model: str, max_tokens: int) -> Any:
@@ -102,6 +128,9 @@ async def _generate(
     if not isinstance(result, dict):
         result = timed(result)
     if isinstance(result, dict):
+        if not result.get("usage"):
+            # only an upstream answers without usage: charge what was reserved (documented in docs/openai.md)
+            await reservation.settle(output_tokens=reservation.max_tokens)
         used = result.get("usage") or {}
         metrics.tokens.labels(*labels, "prompt").inc(used.get("prompt_tokens", 0))
         metrics.tokens.labels(*labels, "completion").inc(used.get("completion_tokens", 0))
@@ -160,12 +189,32 @@ async def get_model(model: str, plane: Plane, key: CurrentKey) -> JSONBytes:
     "/completions", summary="Text completion (OpenAI-compatible), streaming with SSE", responses=_JSON_OR_SSE
 )
 async def completions(
-    req: CompletionRequest, plane: Plane, settings: SettingsDep, key: CurrentKey, gateway: GatewayDep
+    req: CompletionRequest,
+    plane: Plane,
+    settings: SettingsDep,
+    key: CurrentKey,
+    gateway: GatewayDep,
+    request: Request,
 ) -> Any:
     reservation = await _admit(key, gateway, req.model, (req.max_tokens or 16) * req.n)
-    info, runtime = await _served(plane, req.model, LLMRuntime)
+    info, runtime = await _target(plane, req.model, LLMRuntime, reservation)
+    if isinstance(runtime, UpstreamRuntime):
+        upstream = runtime
+        return await counted(
+            plane.metrics,
+            info.model,
+            info.version,
+            _generate(
+                lambda done: proxy_generation(req, upstream, req.model, done, request),
+                reservation,
+                plane.metrics,
+                info,
+            ),
+        )
     return await _generate(
-        lambda done: create_completion(req, runtime, req.model, settings, done),
+        lambda done: cancel_on_disconnect(
+            request, create_completion(req, runtime, req.model, settings, done)
+        ),
         reservation,
         plane.metrics,
         info,
@@ -178,13 +227,33 @@ async def completions(
     responses=_JSON_OR_SSE,
 )
 async def chat_completions(
-    req: ChatCompletionRequest, plane: Plane, settings: SettingsDep, key: CurrentKey, gateway: GatewayDep
+    req: ChatCompletionRequest,
+    plane: Plane,
+    settings: SettingsDep,
+    key: CurrentKey,
+    gateway: GatewayDep,
+    request: Request,
 ) -> Any:
     budget = req.max_completion_tokens or req.max_tokens or settings.llm_max_context
     reservation = await _admit(key, gateway, req.model, budget * req.n)
-    info, runtime = await _served(plane, req.model, LLMRuntime)
+    info, runtime = await _target(plane, req.model, LLMRuntime, reservation)
+    if isinstance(runtime, UpstreamRuntime):
+        upstream = runtime
+        return await counted(
+            plane.metrics,
+            info.model,
+            info.version,
+            _generate(
+                lambda done: proxy_generation(req, upstream, req.model, done, request),
+                reservation,
+                plane.metrics,
+                info,
+            ),
+        )
     return await _generate(
-        lambda done: create_chat_completion(req, runtime, req.model, settings, done),
+        lambda done: cancel_on_disconnect(
+            request, create_chat_completion(req, runtime, req.model, settings, done)
+        ),
         reservation,
         plane.metrics,
         info,
@@ -192,11 +261,17 @@ async def chat_completions(
 
 
 @router.post("/embeddings", summary="Embeddings (OpenAI-compatible): float or base64")
-async def embeddings(req: EmbeddingRequest, plane: Plane, key: CurrentKey, gateway: GatewayDep) -> JSONBytes:
+async def embeddings(
+    req: EmbeddingRequest, plane: Plane, key: CurrentKey, gateway: GatewayDep, request: Request
+) -> JSONBytes:
     reservation = await _admit(key, gateway, req.model, 0)
-    _, runtime = await _served(plane, req.model, EmbeddingsRuntime)
+    info, runtime = await _target(plane, req.model, EmbeddingsRuntime, reservation)
     try:
-        result = await create_embeddings(req, runtime, req.model)
+        if isinstance(runtime, UpstreamRuntime):
+            work = proxy_embeddings(req, runtime, req.model, request)
+            result = await counted(plane.metrics, info.model, info.version, work)
+        else:
+            result = await create_embeddings(req, runtime, req.model)
     except BaseException:
         await reservation.settle(error=True)
         raise
