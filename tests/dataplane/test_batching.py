@@ -207,6 +207,33 @@ def test_occasional_slow_calls_do_not_send_a_fast_model_to_threads() -> None:
     assert all(t == loop_thread for t in threads[1:])
 
 
+def test_refused_calls_do_not_make_a_slow_model_look_fast() -> None:
+    """A call that fails at once (bad input) measures nothing about the model: after it, a slow model
+    still runs in a thread, not on the event loop."""
+    import time as _time
+
+    threads: list[int] = []
+
+    def predict(inputs, outputs):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        if inputs["x"][0, 0] < 0:
+            raise InvalidInput("negative")
+        _time.sleep(0.01)  # 10x the inline threshold
+        return {"y": inputs["x"] * 2}
+
+    async def main() -> int:
+        batcher = Batcher(predict, max_batch_size=8, max_wait_ms=0, inline_below_s=0.001)
+        await batcher.submit({"x": np.ones((1, 1))}, ["y"])
+        with pytest.raises(InvalidInput):
+            await batcher.submit({"x": -np.ones((1, 1))}, ["y"])
+        await batcher.submit({"x": np.ones((1, 1))}, ["y"])
+        await batcher.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert len(threads) == 3 and all(t != loop_thread for t in threads)
+
+
 def test_settle_collects_requests_arriving_over_several_loop_turns() -> None:
     """Clients answered together come back a few loop turns apart; with max_wait 0 the batch keeps
     collecting while they arrive (settle_ticks), instead of running the first one alone."""

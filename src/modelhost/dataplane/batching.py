@@ -119,12 +119,12 @@ class Batcher:
 
     def _timed(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         started = time.perf_counter()
-        try:
-            return self.predict(inputs, outputs)
-        finally:
-            took = time.perf_counter() - started
-            self._recent.append(took)
-            self._avg_s = min(self._recent)
+        result = self.predict(inputs, outputs)
+        # Only successful calls count: a call refused at once (bad input) says nothing about the model's
+        # cost, and would make a slow model look fast enough to block the event loop.
+        self._recent.append(time.perf_counter() - started)
+        self._avg_s = min(self._recent)
+        return result
 
     async def _call(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         if self._avg_s < self.inline_below_s:
