@@ -88,6 +88,8 @@ def start_llamacpp(gguf: Path, port: int) -> subprocess.Popen[bytes]:
         raise SystemExit("llama-cpp-python is not installed: bash benchmarks/setup_peers.sh llamacpp")
     cmd = [str(python), "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 1)]
+    # By default a new request interrupts the one streaming; queue them instead, as a server should.
+    cmd += ["--interrupt_requests", "False"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
