@@ -1,28 +1,38 @@
-"""SmolLM2-135M on CPU: our continuous-batching scheduler vs HF transformers ``generate`` (eager).
+"""SmolLM2-135M on CPU: our continuous-batching scheduler vs HF transformers ``generate`` (eager),
+and vs llama.cpp's OpenAI server (llama-cpp-python) on the same GGUF file.
 
-Measures, side by side in one run on the same loaded weights:
-  * single stream decode tokens/s (ours vs HF generate, greedy, same prompt and token count);
+Measures, side by side in one run, interleaved:
+  * single stream decode tokens/s: ours (lean Llama forward), ours over transformers' forward
+    (``HFStepper``), HF ``generate`` — all on the same loaded fp32 weights, greedy, same prompt;
   * N concurrent streams aggregate tokens/s through our scheduler, with time to first token and
-    inter-token latency p50/p99.
+    inter-token latency p50/p99;
+  * with ``--llamacpp`` (needs ``bash benchmarks/setup_peers.sh llamacpp``): the same for
+    ``python -m llama_cpp.server`` on the GGUF, over HTTP streaming (/v1/completions, greedy, EOS
+    suppressed with logit_bias so every stream produces exactly ``--tokens`` tokens).
 
-    .venv/bin/python benchmarks/llm.py [--tokens 64] [--streams 16]
+    .venv/bin/python benchmarks/llm.py [--tokens 64] [--streams 16] [--llamacpp]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import os
+import socket
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import torch
 
 from modelhost.config import Settings
 from modelhost.dataplane.sampling import SamplingParams
-from modelhost.dataplane.scheduler import GenerationRequest, TokenEvent
+from modelhost.dataplane.scheduler import GenerationRequest, HFStepper, Scheduler, TokenEvent
 from modelhost.demo import smollm2_gguf
 from modelhost.runtimes.llm import LLMRuntime
 
@@ -34,7 +44,20 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_streams(runtime: LLMRuntime, prompt: list[int], n: int, tokens: int) -> dict[str, float]:
+def summarise(times: list[list[float]], start: float, elapsed: float) -> dict[str, float]:
+    ttft = [t[0] - start for t in times]
+    gaps = [b - a for t in times for a, b in itertools.pairwise(t)]
+    total = sum(len(t) for t in times)
+    return {
+        "tokens_per_s": total / elapsed,
+        "ttft_p50_ms": 1000 * pct(ttft, 0.5),
+        "ttft_p99_ms": 1000 * pct(ttft, 0.99),
+        "itl_p50_ms": 1000 * pct(gaps, 0.5),
+        "itl_p99_ms": 1000 * pct(gaps, 0.99),
+    }
+
+
+def run_streams(scheduler: Scheduler, prompt: list[int], n: int, tokens: int) -> dict[str, float]:
     """Start ``n`` greedy streams at once; per-token arrival times give TTFT and inter-token gaps."""
     times: list[list[float]] = [[] for _ in range(n)]
     done = [threading.Event() for _ in range(n)]
@@ -47,20 +70,63 @@ def run_streams(runtime: LLMRuntime, prompt: list[int], n: int, tokens: int) -> 
             if e.finish_reason is not None:
                 done[i].set()
 
-        runtime.scheduler.submit(GenerationRequest(prompt, SamplingParams(temperature=0), tokens), emit)
+        scheduler.submit(GenerationRequest(prompt, SamplingParams(temperature=0), tokens), emit)
     for d in done:
         d.wait()
-    elapsed = time.perf_counter() - start
-    ttft = [t[0] - start for t in times]
-    gaps = [b - a for t in times for a, b in itertools.pairwise(t)]
-    total = sum(len(t) for t in times)
-    return {
-        "tokens_per_s": total / elapsed,
-        "ttft_p50_ms": 1000 * pct(ttft, 0.5),
-        "ttft_p99_ms": 1000 * pct(ttft, 0.99),
-        "itl_p50_ms": 1000 * pct(gaps, 0.5),
-        "itl_p99_ms": 1000 * pct(gaps, 0.99),
+    return summarise(times, start, time.perf_counter() - start)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_llamacpp(gguf: Path, port: int) -> subprocess.Popen[bytes]:
+    python = Path(__file__).parent / ".venvs" / "llamacpp" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit("llama-cpp-python is not installed: bash benchmarks/setup_peers.sh llamacpp")
+    cmd = [str(python), "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 1)]
+    # By default a new request interrupts the one streaming; queue them instead, as a server should.
+    cmd += ["--interrupt_requests", "False"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("llama.cpp server did not start in 300 s")
+
+
+def http_streams(url: str, prompt: str, n: int, tokens: int, eos: int) -> dict[str, float]:
+    """``n`` concurrent streaming /v1/completions calls; one SSE event per token (llama.cpp's way)."""
+    times: list[list[float]] = [[] for _ in range(n)]
+    body = {
+        "prompt": prompt,
+        "max_tokens": tokens,
+        "temperature": 0,
+        "stream": True,
+        "logit_bias": {str(eos): -100},
     }
+
+    def one(i: int) -> None:
+        with httpx.stream("POST", url, json=body, timeout=600) as r:
+            for line in r.iter_lines():
+                data = line[6:] if line.startswith("data: ") else "[DONE]"
+                if data != "[DONE]" and json.loads(data)["choices"][0].get("text"):
+                    times[i].append(time.perf_counter())
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return summarise(times, start, time.perf_counter() - start)
 
 
 def hf_generate(runtime: LLMRuntime, prompt: list[int], tokens: int) -> float:
@@ -80,6 +146,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--streams", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--llamacpp", action="store_true", help="also run llama.cpp's server on the GGUF")
     args = parser.parse_args()
     gguf = smollm2_gguf()
     if gguf is None:
@@ -93,20 +160,37 @@ def main() -> None:
         f"load (cached conversion) {time.perf_counter() - t0:.1f} s; torch threads {torch.get_num_threads()}"
     )
     prompt = runtime.chat_prompt([{"role": "user", "content": PROMPT}])
-    run_streams(runtime, prompt, 1, 4)  # warm-up
+    ours = runtime.scheduler
+    hf_forward = Scheduler(HFStepper(runtime.model), context_length=runtime.context_length, max_seqs=1)
+    print(f"our forward: {type(ours.stepper).__name__}")
+    llamacpp = None
+    if args.llamacpp:
+        port = free_port()
+        server = start_llamacpp(gguf, port)
+        llamacpp = f"http://127.0.0.1:{port}/v1/completions"
+        prompt_text = runtime.tokenizer.decode(prompt)
+        eos = min(runtime.eos_ids)
+        http_streams(llamacpp, prompt_text, 1, 4, eos)  # warm-up
+    run_streams(ours, prompt, 1, 4)  # warm-up
+    run_streams(hf_forward, prompt, 1, 4)
     hf_generate(runtime, prompt, 4)
-    ours1, theirs1, agg = [], [], []
-    for _ in range(args.repeats):  # interleaved so load changes hit both alike
-        ours1.append(run_streams(runtime, prompt, 1, args.tokens))
+    ours1, hff1, theirs1, agg, cpp1, cppn = [], [], [], [], [], []
+    for _ in range(args.repeats):  # interleaved so load changes hit all alike
+        ours1.append(run_streams(ours, prompt, 1, args.tokens))
+        hff1.append(run_streams(hf_forward, prompt, 1, args.tokens)["tokens_per_s"])
         theirs1.append(hf_generate(runtime, prompt, args.tokens))
-        agg.append(run_streams(runtime, prompt, args.streams, args.tokens))
+        agg.append(run_streams(ours, prompt, args.streams, args.tokens))
+        if llamacpp:
+            cpp1.append(http_streams(llamacpp, prompt_text, 1, args.tokens, eos))
+            cppn.append(http_streams(llamacpp, prompt_text, args.streams, args.tokens, eos))
+    hf_forward.close()
     best1 = max(ours1, key=lambda r: r["tokens_per_s"])
     best_hf = max(theirs1)
     best_agg = max(agg, key=lambda r: r["tokens_per_s"])
     print(f"prompt {len(prompt)} tokens, {args.tokens} new tokens, greedy, best of {args.repeats}")
     print(
-        f"single stream: ours {best1['tokens_per_s']:.1f} tok/s, HF generate {best_hf:.1f} tok/s, "
-        f"ratio {best1['tokens_per_s'] / best_hf:.2f}x"
+        f"single stream: ours {best1['tokens_per_s']:.1f} tok/s, ours on HF forward {max(hff1):.1f} tok/s, "
+        f"HF generate {best_hf:.1f} tok/s, ratio to generate {best1['tokens_per_s'] / best_hf:.2f}x"
     )
     print(
         f"  ours single: TTFT {best1['ttft_p50_ms']:.0f} ms, ITL p50 {best1['itl_p50_ms']:.1f} ms "
@@ -120,8 +204,24 @@ def main() -> None:
     )
     print(
         f"  (median of runs: single {statistics.median(r['tokens_per_s'] for r in ours1):.1f}, "
-        f"HF {statistics.median(theirs1):.1f}, aggregate {statistics.median(r['tokens_per_s'] for r in agg):.1f})"
+        f"HF forward {statistics.median(hff1):.1f}, HF generate {statistics.median(theirs1):.1f}, "
+        f"aggregate {statistics.median(r['tokens_per_s'] for r in agg):.1f})"
     )
+    if llamacpp:
+        c1 = max(cpp1, key=lambda r: r["tokens_per_s"])
+        cn = max(cppn, key=lambda r: r["tokens_per_s"])
+        print(
+            f"llama.cpp server (HTTP): single {c1['tokens_per_s']:.1f} tok/s (TTFT {c1['ttft_p50_ms']:.0f} ms, "
+            f"ITL p50 {c1['itl_p50_ms']:.1f} p99 {c1['itl_p99_ms']:.1f} ms); {args.streams} streams "
+            f"{cn['tokens_per_s']:.1f} tok/s (TTFT p50 {cn['ttft_p50_ms']:.0f} p99 {cn['ttft_p99_ms']:.0f} ms, "
+            f"ITL p50 {cn['itl_p50_ms']:.1f} p99 {cn['itl_p99_ms']:.1f} ms)"
+        )
+        print(
+            f"  ours / llama.cpp: single {best1['tokens_per_s'] / c1['tokens_per_s']:.2f}x, "
+            f"{args.streams} streams {best_agg['tokens_per_s'] / cn['tokens_per_s']:.2f}x"
+        )
+        server.terminate()
+        server.wait(timeout=30)
     runtime.unload()
 
 

@@ -14,6 +14,12 @@ declare -A PKGS=(
   # uvloop 0.22+ breaks MLServer 1.7's inference-pool workers (asyncio.get_event_loop() raises)
   [mlserver]="mlserver onnxruntime numpy uvloop<0.22"
   [loadgen]="aiohttp numpy py-spy"
+  # llama.cpp's OpenAI server, built from source (5-15 min on 2 cores); GGML_NATIVE=OFF keeps the
+  # binary portable (no -march=native), the same CPU features torch's wheel assumes
+  [llamacpp]="llama-cpp-python[server]"
+)
+declare -A ENVS=(
+  [llamacpp]="CMAKE_ARGS=-DGGML_NATIVE=OFF"
 )
 peers=("$@")
 [ ${#peers[@]} -eq 0 ] && peers=(fastapi litserve bentoml mlserver loadgen)
@@ -24,7 +30,7 @@ for peer in "${peers[@]}"; do
   "$PYTHON" -m venv "$dir"
   "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
   # shellcheck disable=SC2086
-  if "$dir/bin/python" -m pip install -q --disable-pip-version-check ${PKGS[$peer]}; then
+  if env ${ENVS[$peer]:-} "$dir/bin/python" -m pip install -q --disable-pip-version-check ${PKGS[$peer]}; then
     touch "$dir/.installed"
   else
     echo "$peer: install FAILED (see the pip output above)" >&2

@@ -265,6 +265,16 @@ class Settings(BaseSettings):
     llm_max_context: int = Field(
         default=4096, ge=16, description="Cap on an LLM's context window (prompt + completion tokens)."
     )
+    llm_fast_forward: bool = Field(
+        default=True,
+        description="Run Llama-architecture LLMs through modelhost's lean forward (fused projections, "
+        "in-place KV cache; same weights and dtype) instead of transformers' generic one.",
+    )
+    llm_cpu_dtype: Literal["float32", "bfloat16"] = Field(
+        default="float32",
+        description="Weight dtype of LLMs on CPU: `bfloat16` halves the memory read per token (faster on "
+        "CPUs with AVX512-BF16/AMX) but can change greedy outputs slightly; GPUs always use bfloat16.",
+    )
     max_n: int = Field(
         default=8, ge=1, description="Largest `n` (choices per request) on /v1 completion routes."
     )

@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from modelhost.dataplane.llama import LlamaStepper
 from modelhost.dataplane.sampling import SamplingParams
 from modelhost.dataplane.scheduler import GenerationRequest, HFStepper, Scheduler, TokenEvent
 from modelhost.errors import ContextLengthExceeded, InvalidInput, Overloaded
@@ -32,9 +33,9 @@ def tiny_model() -> LlamaForCausalLM:
     return LlamaForCausalLM(config).eval()
 
 
-@pytest.fixture
-def scheduler(tiny_model: LlamaForCausalLM) -> Iterator[Scheduler]:
-    s = Scheduler(HFStepper(tiny_model), context_length=128, max_seqs=3, max_queue=16)
+@pytest.fixture(params=[HFStepper, LlamaStepper], ids=["hf", "lean"])
+def scheduler(tiny_model: LlamaForCausalLM, request: pytest.FixtureRequest) -> Iterator[Scheduler]:
+    s = Scheduler(request.param(tiny_model), context_length=128, max_seqs=3, max_queue=16)
     yield s
     s.close()
 
@@ -192,10 +193,13 @@ def test_close_aborts_waiting_requests(tiny_model: LlamaForCausalLM) -> None:
     assert c.wait().finish in ("abort", "length")
 
 
-def test_prompts_prefilled_together_match_sequential_greedy(tiny_model: LlamaForCausalLM) -> None:
+@pytest.mark.parametrize("base", [HFStepper, LlamaStepper], ids=["hf", "lean"])
+def test_prompts_prefilled_together_match_sequential_greedy(
+    tiny_model: LlamaForCausalLM, base: type[HFStepper] | type[LlamaStepper]
+) -> None:
     gate = threading.Event()
 
-    class GatedStepper(HFStepper):
+    class GatedStepper(base):  # type: ignore[valid-type,misc]
         def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             gate.wait(10)
             return super().__call__(*args, **kwargs)

@@ -118,6 +118,12 @@ def sample(
     generators: Sequence[torch.Generator | None],
 ) -> SampleResult:
     """Choose one token per row of ``logits`` ([B, V]) with that row's parameters."""
+    if all(p.greedy and not p.logit_bias and not p.penalised and p.logprobs is None for p in params):
+        # Plain greedy batch (the common case): one argmax, no copies, softmax or sort.
+        none: list[None] = [None] * len(params)
+        return SampleResult(
+            tokens=logits.argmax(dim=-1).tolist(), logprobs=list(none), top_logprobs=list(none)
+        )
     logits = logits.float()
     raw_logprobs = logits.log_softmax(dim=-1) if any(p.logprobs is not None for p in params) else None
     work = apply_logit_bias(logits.clone(), params)

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -102,12 +102,26 @@ class HFStepper:
         return out.logits[:, -1, :], cache_layers(getattr(out, self._cache_arg))
 
 
+class Stepper(Protocol):
+    """A model forward over our cache: ``HFStepper`` or ``llama.LlamaStepper``."""
+
+    vocab_size: int
+
+    def __call__(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor,
+        layers: list[LayerKV],
+    ) -> tuple[torch.Tensor, list[LayerKV]]: ...
+
+
 class Scheduler:
     """Continuous-batching generation over one model (see the module docstring)."""
 
     def __init__(
         self,
-        stepper: HFStepper,
+        stepper: Stepper,
         *,
         context_length: int,
         max_seqs: int = 16,

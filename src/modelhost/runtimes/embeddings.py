@@ -61,6 +61,32 @@ class EmbeddingsRuntime(Runtime):
         )
         return [len(ids) for ids in encoded["input_ids"]]
 
+    def embed_counted(self, texts: Sequence[str], batch_size: int = 32) -> tuple[np.ndarray, list[int]]:
+        """Embeddings of ``texts`` and the tokens each used, tokenizing each text once.
+
+        The same computation as ``encode`` (length-sorted batches, the model's modules in order) without
+        its generic per-call machinery, and the token counts come from the same attention mask rather
+        than a second tokenizer pass.
+        """
+        import torch
+
+        items = list(texts)
+        order = sorted(range(len(items)), key=lambda i: -len(items[i]))
+        vectors = np.empty((len(items), max(0, int(self.signature.extra.get("dimensions", 0)))), np.float32)
+        counts = [0] * len(items)
+        with torch.inference_mode():
+            for start in range(0, len(items), batch_size):
+                rows = order[start : start + batch_size]
+                features = self.model.preprocess([items[i] for i in rows])
+                lengths = features["attention_mask"].sum(dim=1).tolist()
+                out = self.model.forward(features)["sentence_embedding"].float().numpy()
+                if vectors.shape[1] != out.shape[1]:  # the signature did not know the dimension
+                    vectors = np.empty((len(items), out.shape[1]), dtype=np.float32)
+                vectors[rows] = out
+                for row, n in zip(rows, lengths, strict=True):
+                    counts[row] = int(n)
+        return vectors, counts
+
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         vectors: np.ndarray = self.model.encode(
             list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False

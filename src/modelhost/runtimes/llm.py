@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from modelhost.config import Settings
+from modelhost.dataplane import llama
+from modelhost.dataplane.llama import LlamaStepper
 from modelhost.dataplane.sampling import SamplingParams
 from modelhost.dataplane.scheduler import GenerationRequest, HFStepper, Scheduler, TokenEvent
 from modelhost.errors import InvalidInput, UnsupportedFormat
@@ -107,14 +109,19 @@ class LLMRuntime(Runtime):
 
         model_dir = self._model_dir(self.path, self.settings)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        cuda = torch.cuda.is_available()
+        dtype = torch.bfloat16 if cuda else getattr(torch, self.settings.llm_cpu_dtype)
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).eval()
-        if torch.cuda.is_available():
+        if cuda:
             self.model = self.model.to("cuda")
         self.context_length = min(_context_length(self.model.config), self.settings.llm_max_context)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        stepper: HFStepper | LlamaStepper = HFStepper(self.model)
+        if self.settings.llm_fast_forward and llama.supports(self.model):
+            stepper = LlamaStepper(self.model)
+        log.info("LLM %s: %s forward, %s", self.path.name, type(stepper).__name__, dtype)
         self.scheduler = Scheduler(
-            HFStepper(self.model),
+            stepper,
             context_length=self.context_length,
             max_seqs=self.settings.llm_max_seqs,
             max_queue=self.settings.llm_max_queue,

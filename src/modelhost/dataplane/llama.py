@@ -1,0 +1,182 @@
+"""A lean forward for Llama-architecture causal LMs (SmolLM2, Llama 2/3 shapes) over our KV cache.
+
+transformers' forward is general: per step it builds a cache object, masks and rotary tables, and runs
+several hundred small modules through hooks and wrappers. On a small model on CPU that bookkeeping is
+a large share of a decode step, and the KV cache grows by concatenation (a full copy per step). This
+stepper computes the same function with the same weights (fp32 stays fp32):
+
+* q/k/v and gate/up projections fused into one matmul each (the weight rows concatenated once);
+* rotary cos/sin looked up from a table built once, instead of recomputed per step;
+* the KV cache written in place into buffers with spare columns (grown in chunks), so a decode step
+  copies one column per layer instead of the whole cache;
+* ``F.rms_norm`` and SDPA with native grouped-query attention.
+
+It has the ``HFStepper`` call contract, so the scheduler and ``kvcache.BatchKV`` work unchanged:
+layers are ``[B, kv_heads, L, head_dim]`` key/value tensors (keys after rotary), rows left-padded.
+Models it does not cover exactly (other architectures, biases, scaled RoPE) keep ``HFStepper``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from modelhost.dataplane.kvcache import LayerKV
+
+# Columns added to a KV buffer when it is full (amortises reallocation to one per 64 decode steps).
+KV_GROWTH = 64
+
+
+def supports(model: Any) -> bool:
+    """True when ``model`` is a plain Llama this stepper reproduces exactly."""
+    config = getattr(model, "config", None)
+    if config is None or type(model).__name__ != "LlamaForCausalLM":
+        return False
+    rope = getattr(config, "rope_parameters", None) or {}
+    return (
+        getattr(config, "model_type", None) == "llama"
+        and not getattr(config, "attention_bias", False)
+        and not getattr(config, "mlp_bias", False)
+        and getattr(config, "hidden_act", None) == "silu"
+        and getattr(config, "pretraining_tp", 1) == 1
+        and rope.get("rope_type", "default") == "default"
+    )
+
+
+def _room(t: torch.Tensor, length: int) -> bool:
+    """Whether ``t`` ([B, H, L, D]) is a prefix view of a buffer with at least ``length`` columns."""
+    b, h, _, d = t.shape
+    s = t.stride()
+    if t.storage_offset() != 0 or s[3] != 1 or s[2] != d or s[1] % d:
+        return False
+    capacity = s[1] // d
+    if capacity < length or s[0] != h * capacity * d:
+        return False
+    return t.untyped_storage().nbytes() >= b * h * capacity * d * t.element_size()
+
+
+def extend(past: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+    """``past`` with ``new`` appended along the sequence axis, in place when its buffer has room."""
+    if past is None:
+        b, h, n, d = new.shape
+        buf = new.new_empty((b, h, n + KV_GROWTH, d))
+        buf[:, :, :n] = new
+        return buf[:, :, :n]
+    b, h, length, d = past.shape
+    total = length + new.shape[2]
+    if _room(past, total):
+        full = past.as_strided((b, h, total, d), past.stride())
+        full[:, :, length:] = new
+        return full
+    buf = past.new_empty((b, h, total + KV_GROWTH, d))
+    buf[:, :, :length] = past
+    buf[:, :, length:total] = new
+    return buf[:, :, :total]
+
+
+class _Layer:
+    def __init__(self, layer: Any) -> None:
+        attn, mlp = layer.self_attn, layer.mlp
+        self.qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]).detach()
+        self.o = attn.o_proj.weight.detach()
+        self.gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach()
+        self.down = mlp.down_proj.weight.detach()
+        self.norm1 = layer.input_layernorm.weight.detach()
+        self.norm2 = layer.post_attention_layernorm.weight.detach()
+
+
+class LlamaStepper:
+    """Forward of a ``LlamaForCausalLM`` (see the module docstring); returns last-position logits."""
+
+    def __init__(self, model: Any) -> None:
+        config = model.config
+        self.model = model
+        self.vocab_size = int(config.vocab_size)
+        self.heads = int(config.num_attention_heads)
+        self.kv_heads = int(config.num_key_value_heads)
+        self.head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self.heads)
+        self.eps = float(config.rms_norm_eps)
+        self.hidden = int(config.hidden_size)
+        inner = model.model
+        self.embed = inner.embed_tokens.weight.detach()
+        self.norm = inner.norm.weight.detach()
+        self.lm_head = model.lm_head.weight.detach()
+        self.layers = [_Layer(layer) for layer in inner.layers]
+        self.split = [
+            self.heads * self.head_dim,
+            self.kv_heads * self.head_dim,
+            self.kv_heads * self.head_dim,
+        ]
+        # The rotary table, computed exactly as transformers does (fp32 outer product, then cos/sin).
+        rotary = inner.rotary_emb
+        positions = torch.arange(int(config.max_position_embeddings), dtype=torch.float32)
+        freqs = positions[:, None] * rotary.inv_freq.float()[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        dtype = self.embed.dtype
+        self.cos = (emb.cos() * rotary.attention_scaling).to(dtype)
+        self.sin = (emb.sin() * rotary.attention_scaling).to(dtype)
+
+    def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = self.head_dim // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + rotated * sin
+
+    def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:
+            return F.rms_norm(x, (self.hidden,), weight, self.eps)
+        return weight * F.rms_norm(x.float(), (self.hidden,), None, self.eps).to(x.dtype)
+
+    @staticmethod
+    def _mask(attention_mask: torch.Tensor | None, past: int, steps: int) -> torch.Tensor | None:
+        """Boolean [B|1, 1, T, past+T] attention mask; None when plain causal attention is enough."""
+        total = past + steps
+        if attention_mask is None and (steps == 1 or past == 0):
+            return None
+        query = torch.arange(past, total)[:, None]
+        key = torch.arange(total)[None, :]
+        allowed = key <= query  # causal
+        if attention_mask is not None:
+            allowed = allowed[None] & attention_mask.bool()[:, None, :]
+            # A left-padding query row sees no key at all; letting it see itself keeps its (unused)
+            # output finite, so no NaN reaches the cached K/V of padded positions.
+            allowed = allowed | (key == query)[None]
+            return allowed[:, None]
+        return allowed[None, None]
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor,
+        layers: list[LayerKV],
+    ) -> tuple[torch.Tensor, list[LayerKV]]:
+        """Forward ``input_ids`` [B, T] after the cached ``layers``; ``attention_mask`` [B, past+T]
+        (None: no padding anywhere)."""
+        batch, steps = input_ids.shape
+        past = int(layers[0][0].shape[2]) if layers else 0
+        mask = self._mask(attention_mask, past, steps)
+        causal = mask is None and steps > 1
+        cos = self.cos[position_ids].unsqueeze(1)  # [B, 1, T, D]
+        sin = self.sin[position_ids].unsqueeze(1)
+        x = F.embedding(input_ids, self.embed)
+        out: list[LayerKV] = []
+        for index, layer in enumerate(self.layers):
+            h = self._rms(x, layer.norm1)
+            q, k, v = F.linear(h, layer.qkv).split(self.split, dim=-1)
+            q = self._rope(q.view(batch, steps, self.heads, self.head_dim).transpose(1, 2), cos, sin)
+            k = self._rope(k.view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2), cos, sin)
+            v = v.view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2)
+            past_k, past_v = layers[index] if layers else (None, None)
+            keys, values = extend(past_k, k), extend(past_v, v)
+            out.append((keys, values))
+            attn = F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=mask, is_causal=causal, enable_gqa=self.heads != self.kv_heads
+            )
+            x = x + F.linear(attn.transpose(1, 2).reshape(batch, steps, -1), layer.o)
+            gate, up = F.linear(self._rms(x, layer.norm2), layer.gate_up).chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, layer.down)
+        last = self._rms(x[:, -1, :], self.norm)
+        return F.linear(last, self.lm_head), out

@@ -1,0 +1,81 @@
+"""The lean Llama forward against transformers' own, on tiny random-weight models built here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from modelhost.dataplane import llama
+from modelhost.dataplane.llama import LlamaStepper, extend
+from modelhost.dataplane.scheduler import HFStepper
+
+
+def tiny(**overrides: object) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    settings: dict[str, object] = {
+        "vocab_size": 97,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+    }
+    config = LlamaConfig(**(settings | overrides))
+    return LlamaForCausalLM(config).eval()
+
+
+def test_supports_plain_llama_only() -> None:
+    assert llama.supports(tiny())
+    assert not llama.supports(tiny(attention_bias=True))
+    assert not llama.supports(tiny(rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}))
+    assert not llama.supports(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("kv_heads", [2, 4])
+def test_padded_prefill_then_decode_matches_transformers(kv_heads: int) -> None:
+    model = tiny(num_key_value_heads=kv_heads)
+    hf, fast = HFStepper(model), LlamaStepper(model)
+    ids = torch.tensor([[0, 0, 5, 6, 7], [1, 2, 3, 4, 5]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    positions = torch.tensor([[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]])
+    ref, ref_layers = hf(ids, mask, positions, [])
+    got, layers = fast(ids, mask, positions, [])
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    for step in range(llama.KV_GROWTH + 2):  # past KV_GROWTH, so the cache buffer is regrown once
+        token = ref.argmax(dim=-1, keepdim=True)
+        mask = torch.cat([mask, torch.ones((2, 1), dtype=torch.long)], dim=1)
+        positions = torch.tensor([[3 + step], [5 + step]])
+        ref, ref_layers = hf(token, mask, positions, ref_layers)
+        got, layers = fast(token, mask, positions, layers)
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    assert layers[0][0].shape == ref_layers[0][0].shape == (2, kv_heads, 5 + llama.KV_GROWTH + 2, 8)
+    # Cached values agree wherever a row is real (padding columns hold unused values).
+    torch.testing.assert_close(layers[1][1][0, :, 2:], ref_layers[1][1][0, :, 2:], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(layers[1][1][1], ref_layers[1][1][1], rtol=1e-4, atol=1e-4)
+
+
+def test_unpadded_prefill_uses_causal_attention() -> None:
+    model = tiny()
+    ids = torch.tensor([[3, 1, 4, 1, 5, 9]])
+    positions = torch.arange(6)[None]
+    ref, _ = HFStepper(model)(ids, None, positions, [])
+    got, _ = LlamaStepper(model)(ids, None, positions, [])
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_kv_cache_grows_in_place_until_its_buffer_is_full() -> None:
+    first = extend(None, torch.ones((2, 3, 4, 8)))
+    assert first.shape == (2, 3, 4, 8)
+    second = extend(first, torch.full((2, 3, 1, 8), 2.0))
+    assert second.data_ptr() == first.data_ptr()  # written into the spare columns, no copy
+    assert second.shape == (2, 3, 5, 8) and bool((second[:, :, 4] == 2).all())
+    grown = second
+    for _ in range(llama.KV_GROWTH):
+        grown = extend(grown, torch.zeros((2, 3, 1, 8)))
+    assert grown.data_ptr() != first.data_ptr()  # the buffer filled up and was reallocated
+    assert grown.shape[2] == 5 + llama.KV_GROWTH and bool((grown[:, :, :4] == 1).all())
+    # A tensor that is not a prefix view of a buffer (a fresh contiguous one) is never written into.
+    plain = torch.ones((1, 1, 3, 8))
+    assert extend(plain, torch.zeros((1, 1, 1, 8))).data_ptr() != plain.data_ptr()
