@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import anyio
@@ -31,11 +32,14 @@ class _Item:
     outputs: tuple[str, ...]
     rows: int
     future: asyncio.Future[dict[str, np.ndarray]]
+    call: PredictFn | None = None
+    key: Hashable = None
     enqueued: float = field(default_factory=time.perf_counter)
 
     def group_key(self) -> tuple[object, ...]:
-        """Requests batch together only when every input has the same dtype and trailing shape."""
-        return tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(self.inputs.items()))
+        """Requests batch together only when every input has the same dtype and trailing shape, and
+        they ask for the same call (``key``: e.g. a task route's language pair)."""
+        return (self.key, *((n, a.dtype.str, a.shape[1:]) for n, a in sorted(self.inputs.items())))
 
 
 @dataclass
@@ -58,8 +62,11 @@ class Batcher:
         parallel: int = 1,
         on_batch: Callable[[int, int, float], None] | None = None,
         inline_below_s: float = 0.0,
+        executor: Executor | None = None,
     ) -> None:
         self.predict = predict
+        # A model confined to one thread (``Runtime.single_thread``) runs its batches on that thread.
+        self.executor = executor
         # A model whose calls take less than ``inline_below_s`` (moving average) runs on the event loop:
         # for such models a thread hand-off costs more than the prediction itself.
         self.inline_below_s = inline_below_s
@@ -78,13 +85,23 @@ class Batcher:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
-    async def submit(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    async def submit(
+        self,
+        inputs: dict[str, np.ndarray],
+        outputs: Sequence[str],
+        *,
+        call: PredictFn | None = None,
+        key: Hashable = None,
+    ) -> dict[str, np.ndarray]:
+        """Queue one request; its rows run in a batch with other requests of the same ``key``.
+        ``call`` replaces the model's predict for this request (requests sharing a ``key`` must pass
+        the same call): task routes use it for options a tensor does not carry, such as a language."""
         if self._closed:
             raise ModelNotReady("the model is being unloaded")
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._loop(), name="modelhost-batcher")
         rows = next(iter(inputs.values())).shape[0] if inputs else 1
-        if self._idle() and self._avg_s < self.inline_below_s:
+        if self._idle() and self._avg_s < self.inline_below_s and self.executor is None:
             # Nothing queued or running and the model is fast: answer now, skipping queue, task and future.
             self.stats.batches += 1
             self.stats.rows += int(rows)
@@ -92,27 +109,35 @@ class Batcher:
             self.stats.last_batch_rows = int(rows)
             if self._on_batch is not None:
                 self._on_batch(int(rows), 1, 0.0)
-            result = self._timed(inputs, list(outputs))
+            result = self._timed(inputs, list(outputs), call)
             return {o: result[o] for o in outputs}
-        item = _Item(inputs, tuple(outputs), int(rows), asyncio.get_running_loop().create_future())
+        future = asyncio.get_running_loop().create_future()
+        item = _Item(inputs, tuple(outputs), int(rows), future, call, key)
         await self._queue.put(item)
         return await item.future
 
     def _idle(self) -> bool:
         return self._queue.empty() and not self._running
 
-    def _timed(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+    def _timed(
+        self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None = None
+    ) -> dict[str, np.ndarray]:
         started = time.perf_counter()
         try:
-            return self.predict(inputs, outputs)
+            return (call or self.predict)(inputs, outputs)
         finally:
             took = time.perf_counter() - started
             self._avg_s = took if self._avg_s == float("inf") else 0.8 * self._avg_s + 0.2 * took
 
-    async def _call(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+    async def _call(
+        self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None
+    ) -> dict[str, np.ndarray]:
+        if self.executor is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, self._timed, inputs, outputs, call)
         if self._avg_s < self.inline_below_s:
-            return self._timed(inputs, outputs)
-        return await anyio.to_thread.run_sync(self._timed, inputs, outputs)
+            return self._timed(inputs, outputs, call)
+        return await anyio.to_thread.run_sync(self._timed, inputs, outputs, call)
 
     async def _loop(self) -> None:
         while True:
@@ -181,7 +206,7 @@ class Batcher:
         inputs = {n: np.concatenate([i.inputs[n] for i in items], axis=0) for n in names}
         outputs = list(dict.fromkeys(o for i in items for o in i.outputs))
         try:
-            result = await self._call(inputs, outputs)
+            result = await self._call(inputs, outputs, items[0].call)
         except Exception:
             # One bad row must not fail the others: run each request alone to isolate it.
             self.stats.isolated_failures += 1
@@ -197,7 +222,7 @@ class Batcher:
 
     async def _run_one(self, item: _Item) -> None:
         try:
-            result = await self._call(item.inputs, list(item.outputs))
+            result = await self._call(item.inputs, list(item.outputs), item.call)
         except Exception as exc:
             if not item.future.done():
                 item.future.set_exception(exc)

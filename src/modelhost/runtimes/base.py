@@ -95,6 +95,10 @@ class Runtime:
     formats: ClassVar[tuple[str, ...]] = ()
     # How many predict calls may run at once (worker processes, Ray replicas): the batcher's parallelism.
     size: int = 1
+    # True for native engines that must always be called from the same thread (Bergamot is not
+    # thread-safe; CTranslate2, PyAV): in the server process such a model gets one dedicated thread
+    # that loads it, runs every predict (and every task-route call) and unloads it.
+    single_thread: ClassVar[bool] = False
 
     def __init__(self, path: Path, signature: Signature, settings: Settings) -> None:
         self.path = path
