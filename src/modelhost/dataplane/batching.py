@@ -78,6 +78,7 @@ class Batcher:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max(1, parallel))
         self._running: set[asyncio.Task[None]] = set()
+        self._direct = 0  # requests running through the idle fast path (see ``submit``)
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -111,13 +112,36 @@ class Batcher:
                 self._on_batch(int(rows), 1, 0.0)
             result = self._timed(inputs, list(outputs), call)
             return {o: result[o] for o in outputs}
+        if self.max_wait == 0 and self._queue.empty() and not self._slots.locked():
+            # A free slot and nothing waiting: with no wait configured this request would be a batch
+            # of one anyway; run it here, skipping the queue, the loop's wake-up and a task. Requests
+            # arriving meanwhile queue and are batched when the slot frees.
+            return await self._run_now(inputs, list(outputs), int(rows), call)
         future = asyncio.get_running_loop().create_future()
         item = _Item(inputs, tuple(outputs), int(rows), future, call, key)
         await self._queue.put(item)
         return await item.future
 
     def _idle(self) -> bool:
-        return self._queue.empty() and not self._running
+        return self._queue.empty() and not self._running and not self._direct
+
+    async def _run_now(
+        self, inputs: dict[str, np.ndarray], outputs: list[str], rows: int, call: PredictFn | None
+    ) -> dict[str, np.ndarray]:
+        await self._slots.acquire()  # free (checked by the caller): returns without yielding
+        self._direct += 1
+        try:
+            result = await self._call(inputs, outputs, call)
+        finally:
+            self._direct -= 1
+            self._slots.release()
+            self.stats.batches += 1
+            self.stats.rows += rows
+            self.stats.requests += 1
+            self.stats.last_batch_rows = rows
+            if self._on_batch is not None:
+                self._on_batch(rows, 1, 0.0)
+        return {o: result[o] for o in outputs}
 
     def _timed(
         self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None = None
@@ -141,9 +165,14 @@ class Batcher:
 
     async def _loop(self) -> None:
         while True:
-            await self._slots.acquire()
+            first = await self._queue.get()
             try:
-                batch = [await self._queue.get()]
+                await self._slots.acquire()
+            except BaseException:
+                self._requeue_front(first)
+                raise
+            try:
+                batch = [first]
                 rows = batch[0].rows
                 deadline = batch[0].enqueued + self.max_wait
                 while rows < self.max_batch_size:
@@ -235,7 +264,7 @@ class Batcher:
         left with 503. Running batches always finish."""
         self._closed = True
         deadline = time.perf_counter() + drain_timeout_s
-        while (not self._queue.empty() or self._running) and time.perf_counter() < deadline:
+        while not self._idle() and time.perf_counter() < deadline:
             await asyncio.sleep(0.002)
         if self._loop_task is not None:
             self._loop_task.cancel()
