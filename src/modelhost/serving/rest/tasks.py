@@ -237,10 +237,14 @@ class ClassificationRequest(BaseModel):
     "/classifications", summary="Zero-shot text classification over embeddings with label descriptions"
 )
 async def classifications(req: ClassificationRequest, plane: Plane, _usage: TaskMetered) -> JSONBytes:
-    embedder: EmbeddingsRuntime = await _runtime(plane, req.model, EmbeddingsRuntime)
+    info, _embedder = await _served(plane, req.model, EmbeddingsRuntime)
     texts = [req.input] if isinstance(req.input, str) else req.input
     labels = req.labels if isinstance(req.labels, dict) else {n: n for n in req.labels}
-    results = await anyio.to_thread.run_sync(zero_shot.classify, embedder, texts, labels)
+    # Through the model's adaptive batcher, merged with other requests to the same embeddings model.
+    vectors = await plane.task_predict(
+        info, {"text": _objects(zero_shot.inputs(texts, labels))}, ["embedding"]
+    )
+    results = zero_shot.from_vectors(vectors["embedding"], len(texts), list(labels))
     return JSONBytes(
         {
             "object": "list",
