@@ -109,7 +109,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=10, help="interleaved batch-1 requests per task")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--only", default="", help="run only the tasks whose name contains this")
+    parser.add_argument(
+        "--only", default="", help="comma-separated: run only the tasks whose name contains one"
+    )
     args = parser.parse_args()
     settings = Settings(home=Path(tempfile.mkdtemp()), log_level="warning")
     registry = Registry(settings)
@@ -186,7 +188,7 @@ def main() -> None:
         ("translation (1 sentence)", direct_translate, req_translate, args.n * 3),
         ("image (1 JPEG)", direct_image, req_image, args.n * 2),
     ]
-    tasks = [t for t in tasks if args.only in t[0]]
+    tasks = [t for t in tasks if any(w in t[0] for w in args.only.split(","))]
     rows = []
     with httpx.Client(base_url=base, timeout=120) as client:
         for name, direct, make, n in tasks:
@@ -206,13 +208,19 @@ def main() -> None:
                 async with httpx.AsyncClient(base_url=url, timeout=300) as ac:
                     counter = iter(range(total))
 
+                    failed = 0
+
                     async def worker() -> None:
+                        nonlocal failed
                         for i in counter:
-                            (await ac.post(**make(1000 + i))).raise_for_status()
+                            r = await ac.post(**make(1000 + i))
+                            failed += r.status_code != 200  # 504 when the machine is too slow
 
                     t = time.perf_counter()
                     await asyncio.gather(*(worker() for _ in range(clients)))
-                    return total / (time.perf_counter() - t)
+                    if failed:
+                        print(f"  {failed} of {total} requests failed ({url}, {clients} clients)", flush=True)
+                    return (total - failed) / (time.perf_counter() - t)
 
             one = asyncio.run(burst(1, base))
             # on and off alternate twice, so load from elsewhere on the machine hits both alike
