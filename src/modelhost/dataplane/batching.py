@@ -79,6 +79,7 @@ class Batcher:
         self._slots = asyncio.Semaphore(max(1, parallel))
         self._running: set[asyncio.Task[None]] = set()
         self._direct = 0  # requests running through the idle fast path (see ``submit``)
+        self._collecting = 0  # requests the loop took from the queue and has not started yet
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -123,7 +124,7 @@ class Batcher:
         return await item.future
 
     def _idle(self) -> bool:
-        return self._queue.empty() and not self._running and not self._direct
+        return self._queue.empty() and not self._running and not self._direct and not self._collecting
 
     async def _run_now(
         self, inputs: dict[str, np.ndarray], outputs: list[str], rows: int, call: PredictFn | None
@@ -166,9 +167,11 @@ class Batcher:
     async def _loop(self) -> None:
         while True:
             first = await self._queue.get()
+            self._collecting = 1  # not idle: ``close`` must not fail it while it waits for a slot
             try:
                 await self._slots.acquire()
             except BaseException:
+                self._collecting = 0
                 self._requeue_front(first)
                 raise
             try:
@@ -193,10 +196,12 @@ class Batcher:
                     batch.append(item)
                     rows += item.rows
             except BaseException:
+                self._collecting = 0
                 self._slots.release()
                 raise
             task = asyncio.create_task(self._run(batch))
             self._running.add(task)
+            self._collecting = 0
             task.add_done_callback(self._running.discard)
 
     def _requeue_front(self, item: _Item) -> None:
