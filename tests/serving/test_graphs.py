@@ -45,6 +45,32 @@ def test_graph_returns_each_steps_output_and_latency(task_client: TestClient, sp
     assert body["parameters"]["latency_ms"] >= sum(s["latency_ms"] for s in steps)
 
 
+def test_graph_steps_are_timed_in_prometheus(task_client: TestClient, speech_graph: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def step_counts() -> dict[tuple[str, str, str, str], float]:
+        families = text_string_to_metric_families(task_client.get("/metrics").text)
+        family = next(f for f in families if f.name == "modelhost_graph_step_duration_seconds")
+        return {
+            (s.labels["graph"], s.labels["step"], s.labels["model"], s.labels["version"]): s.value
+            for s in family.samples
+            if s.name.endswith("_count")
+        }
+
+    before = step_counts()
+    audio = base64.b64encode(BECKETT.read_bytes()).decode()
+    r = task_client.post(
+        f"/v2/models/{speech_graph}/infer",
+        json={"inputs": [{"name": "audio", "datatype": "BYTES", "shape": [1], "data": [audio]}]},
+    )
+    assert r.status_code == 200, r.text
+    after = step_counts()
+    for key in [("speech-pt", "transcribe", "whisper", "1"), ("speech-pt", "translate", "translate", "1")]:
+        assert after[key] == before.get(key, 0) + 1, key
+    # the per-step latency stays in the response too
+    assert [s["step"] for s in r.json()["parameters"]["steps"]] == ["transcribe", "translate"]
+
+
 def test_graph_metadata_lists_its_pinned_steps(task_client: TestClient, speech_graph: str) -> None:
     meta = task_client.get(f"/v2/models/{speech_graph}").json()
     assert meta["platform"] == "modelhost_graph"

@@ -56,6 +56,10 @@ def test_summary_bad_requests(llm_client: TestClient) -> None:
 
 
 def test_zero_shot_classification_with_descriptions(llm_client: TestClient) -> None:
+    plane = llm_client.app.state.plane  # type: ignore[attr-defined]
+    batched = [
+        e.batcher.stats.rows for e in plane.repository.loaded() if e.info.model == "minilm" and e.batcher
+    ]
     r = llm_client.post(
         "/v1/classifications",
         json={
@@ -75,6 +79,9 @@ def test_zero_shot_classification_with_descriptions(llm_client: TestClient) -> N
     data = r.json()["data"]
     assert [d["label"] for d in data] == ["sports", "finance"]
     assert all(abs(sum(d["scores"].values()) - 1.0) < 1e-3 for d in data)
+    # the texts and the label descriptions went through the model's adaptive batcher
+    entry = next(e for e in plane.repository.loaded() if e.info.model == "minilm")
+    assert entry.batcher is not None and entry.batcher.stats.rows == (batched[0] if batched else 0) + 5
 
 
 def test_zero_shot_bad_requests(llm_client: TestClient) -> None:

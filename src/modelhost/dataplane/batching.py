@@ -14,7 +14,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import anyio
@@ -34,12 +35,15 @@ class _Item:
     outputs: tuple[str, ...]
     rows: int
     future: asyncio.Future[dict[str, np.ndarray]]
+    call: PredictFn | None = None
+    key: Hashable = None
     enqueued: float = field(default_factory=time.perf_counter)
 
     def group_key(self) -> tuple[object, ...]:
         """Requests batch together only when every input has the same dtype and trailing shape, and
-        the same request parameters when the model takes them."""
-        key = tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(self.inputs.items()))
+        the same request parameters when the model takes them, and they ask for the same call
+        (``key``: e.g. a task route's language pair)."""
+        key = (self.key, *((n, a.dtype.str, a.shape[1:]) for n, a in sorted(self.inputs.items())))
         params = self.inputs.get(PARAMETERS_INPUT)
         return key if params is None or not params.size else (*key, str(params.reshape(-1)[0]))
 
@@ -65,8 +69,11 @@ class Batcher:
         on_batch: Callable[[int, int, float], None] | None = None,
         inline_below_s: float = 0.0,
         settle_ticks: int = 0,
+        executor: Executor | None = None,
     ) -> None:
         self.predict = predict
+        # A model confined to one thread (``Runtime.single_thread``) runs its batches on that thread.
+        self.executor = executor
         # Closed-loop clients answered by one batch come back together, but not in the same loop turn
         # (each is read, parsed and admitted first): closing at the first empty queue would run them as
         # many small batches. A few more turns while they keep arriving cost microseconds each.
@@ -86,6 +93,8 @@ class Batcher:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max(1, parallel))
         self._running: set[asyncio.Task[None]] = set()
+        self._direct = 0  # requests running through the idle fast path (see ``submit``)
+        self._collecting = 0  # requests the loop took from the queue and has not started yet
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -93,13 +102,23 @@ class Batcher:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
-    async def submit(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    async def submit(
+        self,
+        inputs: dict[str, np.ndarray],
+        outputs: Sequence[str],
+        *,
+        call: PredictFn | None = None,
+        key: Hashable = None,
+    ) -> dict[str, np.ndarray]:
+        """Queue one request; its rows run in a batch with other requests of the same ``key``.
+        ``call`` replaces the model's predict for this request (requests sharing a ``key`` must pass
+        the same call): task routes use it for options a tensor does not carry, such as a language."""
         if self._closed:
             raise ModelNotReady("the model is being unloaded")
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._loop(), name="modelhost-batcher")
         rows = next(iter(inputs.values())).shape[0] if inputs else 1
-        if self._idle() and self._avg_s < self.inline_below_s:
+        if self._idle() and self._avg_s < self.inline_below_s and self.executor is None:
             # Nothing queued or running and the model is fast: answer now, skipping queue, task and future.
             self.stats.batches += 1
             self.stats.rows += int(rows)
@@ -107,35 +126,73 @@ class Batcher:
             self.stats.last_batch_rows = int(rows)
             if self._on_batch is not None:
                 self._on_batch(int(rows), 1, 0.0)
-            result = self._timed(inputs, list(outputs))
+            result = self._timed(inputs, list(outputs), call)
             return {o: result[o] for o in outputs}
-        item = _Item(inputs, tuple(outputs), int(rows), asyncio.get_running_loop().create_future())
+        if self.max_wait == 0 and self._queue.empty() and not self._slots.locked():
+            # A free slot and nothing waiting: with no wait configured this request would be a batch
+            # of one anyway; run it here, skipping the queue, the loop's wake-up and a task. Requests
+            # arriving meanwhile queue and are batched when the slot frees.
+            return await self._run_now(inputs, list(outputs), int(rows), call)
+        future = asyncio.get_running_loop().create_future()
+        item = _Item(inputs, tuple(outputs), int(rows), future, call, key)
         self._arrivals += 1
         self._queue.put_nowait(item)
         return await item.future
 
     def _idle(self) -> bool:
-        return self._queue.empty() and not self._running
+        return self._queue.empty() and not self._running and not self._direct and not self._collecting
 
-    def _timed(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+    async def _run_now(
+        self, inputs: dict[str, np.ndarray], outputs: list[str], rows: int, call: PredictFn | None
+    ) -> dict[str, np.ndarray]:
+        await self._slots.acquire()  # free (checked by the caller): returns without yielding
+        self._direct += 1
+        try:
+            result = await self._call(inputs, outputs, call)
+        finally:
+            self._direct -= 1
+            self._slots.release()
+            self.stats.batches += 1
+            self.stats.rows += rows
+            self.stats.requests += 1
+            self.stats.last_batch_rows = rows
+            if self._on_batch is not None:
+                self._on_batch(rows, 1, 0.0)
+        return {o: result[o] for o in outputs}
+
+    def _timed(
+        self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None = None
+    ) -> dict[str, np.ndarray]:
         started = time.perf_counter()
-        result = self.predict(inputs, outputs)
+        result = (call or self.predict)(inputs, outputs)
         # Only successful calls count: a call refused at once (bad input) says nothing about the model's
         # cost, and would make a slow model look fast enough to block the event loop.
         self._recent.append(time.perf_counter() - started)
         self._avg_s = min(self._recent)
         return result
 
-    async def _call(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+    async def _call(
+        self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None
+    ) -> dict[str, np.ndarray]:
+        if self.executor is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, self._timed, inputs, outputs, call)
         if self._avg_s < self.inline_below_s:
-            return self._timed(inputs, outputs)
-        return await anyio.to_thread.run_sync(self._timed, inputs, outputs)
+            return self._timed(inputs, outputs, call)
+        return await anyio.to_thread.run_sync(self._timed, inputs, outputs, call)
 
     async def _loop(self) -> None:
         while True:
-            await self._slots.acquire()
+            first = await self._queue.get()
+            self._collecting = 1  # not idle: ``close`` must not fail it while it waits for a slot
             try:
-                batch = [await self._queue.get()]
+                await self._slots.acquire()
+            except BaseException:
+                self._collecting = 0
+                self._requeue_front(first)
+                raise
+            try:
+                batch = [first]
                 rows = batch[0].rows
                 deadline = batch[0].enqueued + self.max_wait
                 settle = self.settle_ticks if self.max_wait == 0 else 0
@@ -163,10 +220,12 @@ class Batcher:
                     batch.append(item)
                     rows += item.rows
             except BaseException:
+                self._collecting = 0
                 self._slots.release()
                 raise
             task = asyncio.create_task(self._run(batch))
             self._running.add(task)
+            self._collecting = 0
             task.add_done_callback(self._running.discard)
 
     def _requeue_front(self, item: _Item) -> None:
@@ -205,7 +264,7 @@ class Batcher:
         inputs = {n: np.concatenate([i.inputs[n] for i in items], axis=0) for n in names}
         outputs = list(dict.fromkeys(o for i in items for o in i.outputs))
         try:
-            result = await self._call(inputs, outputs)
+            result = await self._call(inputs, outputs, items[0].call)
         except Exception:
             # One bad row must not fail the others: run each request alone to isolate it.
             self.stats.isolated_failures += 1
@@ -221,7 +280,7 @@ class Batcher:
 
     async def _run_one(self, item: _Item) -> None:
         try:
-            result = await self._call(item.inputs, list(item.outputs))
+            result = await self._call(item.inputs, list(item.outputs), item.call)
         except Exception as exc:
             if not item.future.done():
                 item.future.set_exception(exc)
@@ -234,7 +293,7 @@ class Batcher:
         left with 503. Running batches always finish."""
         self._closed = True
         deadline = time.perf_counter() + drain_timeout_s
-        while (not self._queue.empty() or self._running) and time.perf_counter() < deadline:
+        while not self._idle() and time.perf_counter() < deadline:
             await asyncio.sleep(0.002)
         if self._loop_task is not None:
             self._loop_task.cancel()

@@ -69,12 +69,17 @@ async def _run(
             exc.message = f"graph step '{step.name}' ({step.model} v{step.version}): {exc.message}"
             exc.args = (exc.message,)
             raise
+        took = time.perf_counter() - t0
+        # Labels are bounded: graph, step names and models come from a registered graph version.
+        plane.metrics.graph_step_latency.labels(info.model, step.name, step.model, str(step.version)).observe(
+            took
+        )
         timings.append(
             {
                 "step": step.name,
                 "model": step.model,
                 "version": step.version,
-                "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
+                "latency_ms": round(took * 1000, 2),
             }
         )
         for t in result.outputs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Hashable, Sequence
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -17,6 +18,7 @@ import numpy as np
 
 from modelhost import __version__
 from modelhost.config import Settings
+from modelhost.dataplane.batching import PredictFn
 from modelhost.dataplane.graph import run_graph
 from modelhost.dataplane.repository import LoadedModel, ModelRepository, ModelState
 from modelhost.dataplane.routing import Route, build_route
@@ -332,6 +334,44 @@ class DataPlane:
         if runtime is None or not (isinstance(runtime, runtime_type) or stands_in):
             raise ModelNotReady(f"model '{info.model}' version {info.version} was unloaded")
         return info, cast(R, runtime)
+
+    async def task_predict(
+        self,
+        info: VersionInfo,
+        inputs: dict[str, np.ndarray],
+        outputs: Sequence[str],
+        *,
+        call: PredictFn | None = None,
+        key: Hashable = None,
+    ) -> dict[str, np.ndarray]:
+        """A task route's request on ``info`` (from ``runtime_of``), through the model's adaptive
+        batcher, so concurrent requests of several clients share engine calls; ``call``/``key``: see
+        ``Batcher.submit``. Counted and timed like an inference (protocol ``tasks``)."""
+        started = time.perf_counter()
+        labels = (info.model, str(info.version))
+        status = "200"
+        try:
+            entry = await self.repository.ensure(info)
+            timeout = self.settings.request_timeout_s
+            try:
+                async with asyncio.timeout(timeout):  # no extra task per request, unlike wait_for
+                    result = await self.repository.predict(entry, inputs, outputs, call=call, key=key)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"model '{info.model}' version {info.version} did not answer within {timeout:g} s "
+                    "(MODELHOST_REQUEST_TIMEOUT_S)"
+                ) from None
+        except ModelhostError as exc:
+            status = str(exc.status_code)
+            raise
+        except Exception:
+            status = "500"
+            raise
+        finally:
+            self.metrics.requests.labels(*labels, "tasks", status).inc()
+            self.metrics.latency.labels(*labels, "tasks").observe(time.perf_counter() - started)
+        self.metrics.rows.labels(*labels).inc(next(iter(inputs.values())).shape[0] if inputs else 1)
+        return result
 
     # --- inference ----------------------------------------------------------------------------------
 

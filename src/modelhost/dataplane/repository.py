@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
 
 from modelhost.config import Settings
-from modelhost.dataplane.batching import Batcher
+from modelhost.dataplane.batching import Batcher, PredictFn
 from modelhost.dataplane.workers import WorkerPool
 from modelhost.errors import ModelhostError, ModelNotReady
 from modelhost.monitoring.metrics import Metrics
@@ -25,6 +27,7 @@ from modelhost.runtimes.base import DATATYPE_TO_NUMPY
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
+T = TypeVar("T")
 
 
 class ModelState(StrEnum):
@@ -48,6 +51,8 @@ class LoadedModel:
     inflight: int = 0
     explicit: bool = False  # loaded by an operator: never evicted or swapped out automatically
     busy: dict[int, int] = field(default_factory=dict)  # unbatched calls running, by id(runtime)
+    # The one thread a ``single_thread`` runtime is loaded, called and unloaded on (None: any thread).
+    executor: ThreadPoolExecutor | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -154,13 +159,16 @@ class ModelRepository:
             started = time.perf_counter()
             try:
                 deployment = await anyio.to_thread.run_sync(self.registry.get_deployment, info.model)
-                entry.runtime = await anyio.to_thread.run_sync(self._load_blocking, info, deployment)
+                entry.executor = self._confinement(info, deployment)
+                entry.runtime = await self._on_thread(entry, self._load_blocking, info, deployment)
                 entry.batcher = self._make_batcher(entry, deployment)
             except ModelhostError as exc:
+                self._drop_thread(entry)
                 entry.state, entry.reason = ModelState.FAILED, exc.message
                 self.metrics.loads.labels(info.model, "failed").inc()
                 raise
             except Exception as exc:
+                self._drop_thread(entry)
                 entry.state, entry.reason = ModelState.FAILED, f"{type(exc).__name__}: {exc}"
                 self.metrics.loads.labels(info.model, "failed").inc()
                 log.exception("loading %s version %s failed", info.model, info.version)
@@ -180,6 +188,25 @@ class ModelRepository:
                 entry.load_seconds,
             )
             return entry
+
+    def _confinement(self, info: VersionInfo, deployment: DeploymentInfo) -> ThreadPoolExecutor | None:
+        """A dedicated thread for a ``single_thread`` runtime served in this process."""
+        workers = deployment.workers if deployment.workers is not None else self.settings.workers
+        if workers > 0 or not runtime_by_name(info.runtime).single_thread:
+            return None
+        return ThreadPoolExecutor(1, thread_name_prefix=f"modelhost-{info.model}-v{info.version}")
+
+    @staticmethod
+    def _drop_thread(entry: LoadedModel) -> None:
+        if entry.executor is not None:
+            entry.executor.shutdown(wait=False)
+            entry.executor = None
+
+    async def _on_thread(self, entry: LoadedModel, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the model's own thread when it has one, else on a worker thread."""
+        if entry.executor is not None:
+            return await asyncio.get_running_loop().run_in_executor(entry.executor, fn, *args)
+        return await anyio.to_thread.run_sync(fn, *args)
 
     def _load_blocking(self, info: VersionInfo, deployment: DeploymentInfo) -> Runtime:
         path = self.registry.artifact_path(info)  # verifies the sha256 pin
@@ -214,12 +241,13 @@ class ModelRepository:
             entry.runtime.predict, max_batch_size=size, max_wait_ms=wait, parallel=parallel,
             on_batch=lambda rows, reqs, queued: self._on_batch(info, rows, reqs, queued),
             inline_below_s=0.0 if pool else self.settings.inline_predict_us / 1e6,
-            settle_ticks=self.settings.batch_settle_ticks,
+            settle_ticks=self.settings.batch_settle_ticks, executor=entry.executor,
         )  # fmt: skip
 
-    async def predict(self, entry: LoadedModel, inputs: dict[str, np.ndarray],
-                      outputs: Sequence[str]) -> dict[str, np.ndarray]:  # fmt: skip
-        """Run one request on a ready model, through its batcher when it has one."""
+    async def predict(self, entry: LoadedModel, inputs: dict[str, np.ndarray], outputs: Sequence[str],
+                      *, call: PredictFn | None = None, key: Hashable = None) -> dict[str, np.ndarray]:  # fmt: skip
+        """Run one request on a ready model, through its batcher when it has one. ``call`` and ``key``:
+        see ``Batcher.submit`` (task routes pass options such as a language pair this way)."""
         runtime = entry.runtime
         if runtime is None or entry.state is not ModelState.READY:
             raise ModelNotReady(f"model '{entry.info.model}' version {entry.info.version} is not loaded")
@@ -227,13 +255,13 @@ class ModelRepository:
         entry.last_used = time.monotonic()
         try:
             if entry.batcher is not None:
-                return await entry.batcher.submit(inputs, outputs)
+                return await entry.batcher.submit(inputs, outputs, call=call, key=key)
             rows = next(iter(inputs.values())).shape[0] if inputs else 1
             self.metrics.batch_size.labels(entry.info.model, str(entry.info.version)).observe(rows)
             # counted per runtime, so a worker roll unloads the old one only when its calls are done
             entry.busy[id(runtime)] = entry.busy.get(id(runtime), 0) + 1
             try:
-                return await anyio.to_thread.run_sync(runtime.predict, inputs, outputs)
+                return await self._on_thread(entry, call or runtime.predict, inputs, outputs)
             finally:
                 if (left := entry.busy[id(runtime)] - 1) > 0:
                     entry.busy[id(runtime)] = left
@@ -261,7 +289,8 @@ class ModelRepository:
             runtime, entry.runtime = entry.runtime, None
             entry.state = ModelState.UNAVAILABLE
             if runtime is not None:
-                await anyio.to_thread.run_sync(runtime.unload)
+                await self._on_thread(entry, runtime.unload)
+            self._drop_thread(entry)
         self.metrics.unloads.labels(key[0]).inc()
         log.info("unloaded %s version %s", *key)
         return True
@@ -298,10 +327,21 @@ class ModelRepository:
 
     async def _roll(self, entry: LoadedModel, deployment: DeploymentInfo) -> None:
         """Replace a ready entry's runtime (the caller holds ``entry.lock``)."""
-        old_runtime, old_batcher = entry.runtime, entry.batcher
+        old_runtime, old_batcher, old_executor = entry.runtime, entry.batcher, entry.executor
         assert old_runtime is not None
-        fresh = await anyio.to_thread.run_sync(self._load_blocking, entry.info, deployment)
-        entry.runtime = fresh  # the switch: requests from now on use the new runtime
+        executor = self._confinement(entry.info, deployment)  # a single-thread engine in-process
+        try:
+            if executor is not None:
+                loop = asyncio.get_running_loop()
+                fresh = await loop.run_in_executor(executor, self._load_blocking, entry.info, deployment)
+            else:
+                fresh = await anyio.to_thread.run_sync(self._load_blocking, entry.info, deployment)
+        except BaseException:
+            if executor is not None:
+                executor.shutdown(wait=False)
+            raise
+        # the switch: requests from now on use the new runtime (on its own thread, if it has one)
+        entry.runtime, entry.executor = fresh, executor
         entry.batcher = self._make_batcher(entry, deployment)
         log.info("%s version %s: %d -> %d worker processes", *entry.key,
                  self._workers_of(old_runtime), self._workers_of(fresh))  # fmt: skip
@@ -310,7 +350,11 @@ class ModelRepository:
         deadline = time.monotonic() + self.settings.drain_timeout_s
         while entry.busy.get(id(old_runtime), 0) > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        await anyio.to_thread.run_sync(old_runtime.unload)
+        if old_executor is not None:
+            await asyncio.get_running_loop().run_in_executor(old_executor, old_runtime.unload)
+            old_executor.shutdown(wait=False)
+        else:
+            await anyio.to_thread.run_sync(old_runtime.unload)
 
     async def ensure(self, info: VersionInfo) -> LoadedModel:
         """The ready model for ``info``; loads it now when lazy loading is on."""

@@ -31,9 +31,18 @@ def classify(
     if any(not t.strip() for t in texts):
         raise InvalidInput("input must not contain empty texts", param="input")
     names = list(labels)
-    vectors = runtime.embed([*texts, *(labels[n] or n for n in names)])
+    return from_vectors(runtime.embed(inputs(texts, labels)), len(texts), names)
+
+
+def inputs(texts: Sequence[str], labels: Mapping[str, str]) -> list[str]:
+    """What to embed: the texts, then each label's description."""
+    return [*texts, *(labels[n] or n for n in labels)]
+
+
+def from_vectors(vectors: np.ndarray, n_texts: int, names: Sequence[str]) -> list[Classification]:
+    """Classify from the embeddings of ``inputs(texts, labels)``."""
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    sims = unit[: len(texts)] @ unit[len(texts) :].T
+    sims = unit[:n_texts] @ unit[n_texts:].T
     logits = SCALE * sims
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)

@@ -76,6 +76,10 @@ class Metrics:
         self.drift_alerts = Counter("modelhost_drift_alerts", "Drift threshold crossings.", mv, registry=r)
         self.predictions_logged = Counter("modelhost_predictions_logged", "Requests sampled into the "
                                           "prediction log.", mv, registry=r)  # fmt: skip
+        # model graphs: one observation per executed step (the graph's own latency is in ``latency``)
+        self.graph_step_latency = Histogram("modelhost_graph_step_duration_seconds", "Latency of one step "
+                                            "of a model graph.", ["graph", "step", "model", "version"],
+                                            buckets=LATENCY_BUCKETS, registry=r)  # fmt: skip
 
     def add_callback(self, name: str, doc: str, labels: list[str],
                      read: Callable[[], Iterable[tuple[list[str], float]]]) -> None:  # fmt: skip

@@ -141,6 +141,10 @@ class Runtime:
     size: int = 1
     # A proxy to a remote server (runtimes/upstream.py): never run in worker processes.
     remote: ClassVar[bool] = False
+    # True for native engines that must always be called from the same thread (Bergamot is not
+    # thread-safe; CTranslate2, PyAV): in the server process such a model gets one dedicated thread
+    # that loads it, runs every predict (and every task-route call) and unloads it.
+    single_thread: ClassVar[bool] = False
 
     def __init__(self, path: Path, signature: Signature, settings: Settings) -> None:
         self.path = path

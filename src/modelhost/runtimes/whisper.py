@@ -49,6 +49,7 @@ class Transcript:
 class WhisperRuntime(Runtime):
     name = "whisper"
     formats = (CTRANSLATE2,)
+    single_thread = True
 
     @classmethod
     def inspect(cls, path: Path, settings: Settings) -> Signature:
@@ -81,9 +82,9 @@ class WhisperRuntime(Runtime):
     def unload(self) -> None:
         del self.model
 
-    def transcribe(self, audio: bytes | np.ndarray, language: str | None = None) -> Transcript:
-        """Transcribe encoded audio bytes (any format PyAV reads) or 16 kHz float samples."""
-        samples = decode_audio(audio) if isinstance(audio, bytes) else audio
+    def check_language(self, language: str | None) -> str | None:
+        """The normalised language code (None: detect, or English for English-only models);
+        InvalidInput for a code the model cannot transcribe."""
         if language is not None:
             language = language.strip().lower() or None
         if language is not None and self.english_only and language != "en":
@@ -92,6 +93,12 @@ class WhisperRuntime(Runtime):
             )
         if language is not None and language not in self._languages():
             raise InvalidInput(f"unknown language code '{language}'", param="language")
+        return language
+
+    def transcribe(self, audio: bytes | np.ndarray, language: str | None = None) -> Transcript:
+        """Transcribe encoded audio bytes (any format PyAV reads) or 16 kHz float samples."""
+        samples = decode_audio(audio) if isinstance(audio, bytes) else audio
+        language = self.check_language(language)
         with self._lock:
             segments, info = self.model.transcribe(
                 samples,
@@ -135,13 +142,32 @@ class WhisperRuntime(Runtime):
             tokenizer.decode([t for t in r.sequences_ids[0] if t < tokenizer.eot]).strip() for r in results
         ]
 
+    def transcripts(
+        self, clips: Sequence[np.ndarray], language: str | None, detailed: bool
+    ) -> list[Transcript]:
+        """One transcript per clip: several short clips of an English-only model in one batched pass
+        (text only, no segments) unless ``detailed``; otherwise one after another."""
+        language = self.check_language(language)
+        batchable = self.english_only and all(len(c) <= 30 * SAMPLE_RATE for c in clips)
+        if len(clips) > 1 and batchable and not detailed:
+            texts = self.transcribe_batch(clips)
+            return [Transcript(t, "en", len(c) / SAMPLE_RATE, ()) for t, c in zip(texts, clips, strict=True)]
+        return [self.transcribe(c, language) for c in clips]
+
+    def predict_transcripts(
+        self, inputs: dict[str, np.ndarray], outputs: Sequence[str], language: str | None, detailed: bool
+    ) -> dict[str, np.ndarray]:
+        """The batched call of /v1/audio/transcriptions: encoded clips in ``audio``, Transcript objects
+        out in ``transcript`` (requests with the same language and detail share a batch)."""
+        items = inputs["audio"].reshape(-1)
+        clips = [decode_audio(element_bytes(x, f"audio[{i}]"), f"audio[{i}]") for i, x in enumerate(items)]
+        out = np.empty(len(clips), dtype=object)
+        out[:] = self.transcripts(clips, language, detailed)
+        return {"transcript": out}
+
     def predict(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         items = inputs["audio"].reshape(-1)
         clips = [decode_audio(element_bytes(x, f"audio[{i}]"), f"audio[{i}]") for i, x in enumerate(items)]
-        if len(clips) > 1 and self.english_only and all(len(c) <= 30 * SAMPLE_RATE for c in clips):
-            texts = self.transcribe_batch(clips)
-        else:
-            texts = [self.transcribe(c).text for c in clips]
-        out = np.empty(len(texts), dtype=object)
-        out[:] = texts
+        out = np.empty(len(clips), dtype=object)
+        out[:] = [t.text for t in self.transcripts(clips, None, False)]
         return {"text": out.reshape(inputs["audio"].shape)}

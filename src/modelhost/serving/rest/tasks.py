@@ -4,21 +4,24 @@ Under /v1, errors have OpenAI's shape."""
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import anyio
+import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import PlainTextResponse, Response
 
 from modelhost.dataplane import summarize, zero_shot
 from modelhost.errors import InvalidInput, ModelhostError, NotFound
+from modelhost.registry import VersionInfo
 from modelhost.runtimes.embeddings import EmbeddingsRuntime
 from modelhost.runtimes.llm import LLMRuntime
 from modelhost.runtimes.transformers_pipeline import TransformersPipelineRuntime
 from modelhost.runtimes.translation import TranslationRuntime
-from modelhost.runtimes.whisper import WhisperRuntime
+from modelhost.runtimes.whisper import Transcript, WhisperRuntime
 from modelhost.serving.deps import Plane, TaskMetered
 from modelhost.serving.responses import JSONBytes
 from modelhost.serving.rest.openai.routes import OpenAIErrorResponse
@@ -32,14 +35,23 @@ router = APIRouter(
 MAX_TRANSLATION_TEXTS = 128
 
 
-async def _runtime(plane: Plane, ref: str, kind: type[Any]) -> Any:
+async def _served(plane: Plane, ref: str, kind: type[Any]) -> tuple[VersionInfo, Any]:
     try:
-        _info, runtime = await plane.runtime_of(ref, kind)
+        return await plane.runtime_of(ref, kind)
     except ModelhostError as exc:
         if exc.param is None and (isinstance(exc, NotFound) or exc.status_code == 400):
             exc.param = "model"
         raise
-    return runtime
+
+
+async def _runtime(plane: Plane, ref: str, kind: type[Any]) -> Any:
+    return (await _served(plane, ref, kind))[1]
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 @router.post(
@@ -55,11 +67,23 @@ async def transcriptions(
     response_format: Annotated[Literal["json", "text", "verbose_json"], Form()] = "json",
     temperature: Annotated[float, Form(ge=0.0, le=0.0, description="Only greedy decoding (0)")] = 0.0,
 ) -> Response:
-    runtime: WhisperRuntime = await _runtime(plane, model, WhisperRuntime)
+    info, runtime = await _served(plane, model, WhisperRuntime)
+    runtime = cast(WhisperRuntime, runtime)
     data = await file.read()
     if not data:
         raise InvalidInput("the uploaded file is empty", param="file")
-    transcript = await anyio.to_thread.run_sync(runtime.transcribe, data, language)
+    language = runtime.check_language(language)
+    detailed = response_format == "verbose_json"
+    # Through the model's adaptive batcher: concurrent requests with the same options share one
+    # batched Whisper pass (and every call to the engine is made from the batcher, one batch at a time).
+    result = await plane.task_predict(
+        info,
+        {"audio": _objects([data])},
+        ["transcript"],
+        call=functools.partial(runtime.predict_transcripts, language=language, detailed=detailed),
+        key=("transcribe", id(runtime), language, detailed),
+    )
+    transcript: Transcript = result["transcript"][0]
     if response_format == "text":
         return PlainTextResponse(transcript.text + "\n")
     if response_format == "json":
@@ -98,11 +122,21 @@ class TranslationRequest(BaseModel):
 
 @router.post("/translations", summary="Translate a text or a batch of texts from source to target language")
 async def translations(req: TranslationRequest, plane: Plane, _usage: TaskMetered) -> JSONBytes:
-    runtime: TranslationRuntime = await _runtime(plane, req.model, TranslationRuntime)
+    info, runtime = await _served(plane, req.model, TranslationRuntime)
+    runtime = cast(TranslationRuntime, runtime)
     texts = [req.text] if isinstance(req.text, str) else req.text
-    runtime.check_pair(req.source, req.target)
+    pair = runtime.check_pair(req.source, req.target)
+    runtime.check_texts(texts)
     started = time.perf_counter()
-    out = await anyio.to_thread.run_sync(runtime.translate, texts, req.source, req.target)
+    # Through the model's adaptive batcher: concurrent requests for the same pair share a batch.
+    result = await plane.task_predict(
+        info,
+        {"text": _objects(texts)},
+        ["translation"],
+        call=functools.partial(runtime.predict_pair, pair=pair),
+        key=("translate", id(runtime), pair),
+    )
+    out = [str(t) for t in result["translation"]]
     return JSONBytes(
         {
             "object": "translation.list",
@@ -208,10 +242,14 @@ class ClassificationRequest(BaseModel):
     "/classifications", summary="Zero-shot text classification over embeddings with label descriptions"
 )
 async def classifications(req: ClassificationRequest, plane: Plane, _usage: TaskMetered) -> JSONBytes:
-    embedder: EmbeddingsRuntime = await _runtime(plane, req.model, EmbeddingsRuntime)
+    info, _embedder = await _served(plane, req.model, EmbeddingsRuntime)
     texts = [req.input] if isinstance(req.input, str) else req.input
     labels = req.labels if isinstance(req.labels, dict) else {n: n for n in req.labels}
-    results = await anyio.to_thread.run_sync(zero_shot.classify, embedder, texts, labels)
+    # Through the model's adaptive batcher, merged with other requests to the same embeddings model.
+    vectors = await plane.task_predict(
+        info, {"text": _objects(zero_shot.inputs(texts, labels))}, ["embedding"]
+    )
+    results = zero_shot.from_vectors(vectors["embedding"], len(texts), list(labels))
     return JSONBytes(
         {
             "object": "list",
