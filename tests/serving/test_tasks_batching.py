@@ -72,6 +72,9 @@ def test_concurrent_transcriptions_share_batched_whisper_passes(task_client: Tes
     transcribe(first)()  # loads the model
     entry = _entry(task_client, "whisper")
     assert entry.batcher is not None
+    # no deployment max_batch_size: Whisper's own cap, not the server-wide 32 (a 16-clip CPU batch
+    # outlasted the request timeout)
+    assert entry.batcher.max_batch_size == 4
     runtime: Any = entry.runtime
     batched_sizes: list[int] = []
     original = runtime.transcribe_batch

@@ -128,9 +128,9 @@ class Batcher:
                 self._on_batch(int(rows), 1, 0.0)
             result = self._timed(inputs, list(outputs), call)
             return {o: result[o] for o in outputs}
-        if self.max_wait == 0 and self._queue.empty() and not self._slots.locked():
-            # A free slot and nothing waiting: with no wait configured this request would be a batch
-            # of one anyway; run it here, skipping the queue, the loop's wake-up and a task. Requests
+        if self.max_wait == 0 and not self.settle_ticks and self._queue.empty() and not self._slots.locked():
+            # A free slot and nothing waiting: with no wait (nor settling) configured this request
+            # would be a batch of one anyway; run it here, skipping the queue, the loop's wake-up and a task. Requests
             # arriving meanwhile queue and are batched when the slot frees.
             return await self._run_now(inputs, list(outputs), int(rows), call)
         future = asyncio.get_running_loop().create_future()

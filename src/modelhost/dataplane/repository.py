@@ -231,6 +231,9 @@ class ModelRepository:
 
     def _make_batcher(self, entry: LoadedModel, deployment: DeploymentInfo) -> Batcher | None:
         size = deployment.max_batch_size or self.settings.max_batch_size
+        cap = runtime_by_name(entry.info.runtime).default_max_batch_size
+        if deployment.max_batch_size is None and cap is not None:
+            size = min(size, cap)
         if size <= 1 or not _batchable(entry.info) or entry.runtime is None:
             return None
         wait = deployment.max_wait_ms if deployment.max_wait_ms is not None else self.settings.max_wait_ms

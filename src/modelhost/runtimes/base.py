@@ -145,6 +145,9 @@ class Runtime:
     # thread-safe; CTranslate2, PyAV): in the server process such a model gets one dedicated thread
     # that loads it, runs every predict (and every task-route call) and unloads it.
     single_thread: ClassVar[bool] = False
+    # Rows per batch when the deployment does not set max_batch_size: a cap for engines whose batch
+    # cost grows with its longest row (speech), so one large batch cannot outlast the request timeout.
+    default_max_batch_size: ClassVar[int | None] = None
 
     def __init__(self, path: Path, signature: Signature, settings: Settings) -> None:
         self.path = path

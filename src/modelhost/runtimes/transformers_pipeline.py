@@ -366,6 +366,10 @@ class TransformersPipelineRuntime(Runtime):
                 chunks.append(pooled.float().cpu().numpy())
         return np.concatenate(chunks).astype(np.float32, copy=False)
 
+    def embed_counted(self, texts: Sequence[str], batch_size: int = 32) -> tuple[np.ndarray, list[int]]:
+        """``/v1/embeddings``: the embeddings and the tokens each text used (as EmbeddingsRuntime)."""
+        return self.embed(texts), self.count_tokens(texts)
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text uses (special tokens included, truncated at the model's limit)."""
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)
@@ -436,6 +440,36 @@ class TransformersPipelineRuntime(Runtime):
         """``/v1/translations``: translate each text from ``source`` to ``target``."""
         params = {"src_lang": source.strip(), "tgt_lang": target.strip()}
         return self.generate(_texts(_objects(list(texts))), params)
+
+    @staticmethod
+    def check_texts(texts: Sequence[str]) -> None:
+        """``/v1/translations``: the same limits as the Bergamot runtime."""
+        from modelhost.runtimes.translation import TranslationRuntime
+
+        TranslationRuntime.check_texts(texts)
+
+    def predict_pair(
+        self, inputs: dict[str, np.ndarray], outputs: Sequence[str], pair: str
+    ) -> dict[str, np.ndarray]:
+        """The batched call of ``/v1/translations`` (requests for one pair share a batch)."""
+        texts = [x.decode() if isinstance(x, bytes) else str(x) for x in inputs["text"].reshape(-1)]
+        source, target = pair.split("-", 1)
+        return {"translation": _objects(self.translate(texts, source, target))}
+
+    @staticmethod
+    def check_language(language: str | None) -> str | None:
+        """``/v1/audio/transcriptions``: a pipeline speech model takes no language (kept for the
+        response only)."""
+        return (language or "").strip().lower() or None
+
+    def predict_transcripts(
+        self, inputs: dict[str, np.ndarray], outputs: Sequence[str], language: str | None, detailed: bool
+    ) -> dict[str, np.ndarray]:
+        """The batched call of ``/v1/audio/transcriptions``: one Transcript per clip, no segments."""
+        items = inputs["audio"].reshape(-1)
+        out = np.empty(len(items), dtype=object)
+        out[:] = [self.transcribe(element_bytes(x, f"audio[{i}]"), language) for i, x in enumerate(items)]
+        return {"transcript": out}
 
     def transcribe(self, audio: bytes, language: str | None = None) -> Transcript:
         """``/v1/audio/transcriptions``: the text of one clip (no segments or language detection)."""

@@ -50,6 +50,8 @@ class WhisperRuntime(Runtime):
     name = "whisper"
     formats = (CTRANSLATE2,)
     single_thread = True
+    # 16 queued 3 s clips batched as one took > 60 s on 2 busy cores (benchmarks/RESULTS.md)
+    default_max_batch_size = 4
 
     @classmethod
     def inspect(cls, path: Path, settings: Settings) -> Signature:
