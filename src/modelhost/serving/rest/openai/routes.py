@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -185,18 +185,15 @@ async def get_model(model: str, plane: Plane, key: CurrentKey) -> JSONBytes:
     )
 
 
-@router.post(
-    "/completions", summary="Text completion (OpenAI-compatible), streaming with SSE", responses=_JSON_OR_SSE
-)
-async def completions(
-    req: CompletionRequest,
+async def _generation(
     plane: Plane,
-    settings: SettingsDep,
-    key: CurrentKey,
-    gateway: GatewayDep,
+    req: Any,
     request: Request,
+    reservation: Any,
+    local: Callable[[Any, Any], Coroutine[Any, Any, Any]],
 ) -> Any:
-    reservation = await _admit(key, gateway, req.model, (req.max_tokens or 16) * req.n)
+    """A completion or chat completion: proxied to a remote upstream, or ``local(runtime, done)`` on
+    a loaded LLM (cancelled when the client disconnects)."""
     info, runtime = await _target(plane, req.model, LLMRuntime, reservation)
     if isinstance(runtime, UpstreamRuntime):
         upstream = runtime
@@ -212,12 +209,28 @@ async def completions(
             ),
         )
     return await _generate(
-        lambda done: cancel_on_disconnect(
-            request, create_completion(req, runtime, req.model, settings, done)
-        ),
+        lambda done: cancel_on_disconnect(request, local(runtime, done)), reservation, plane.metrics, info
+    )
+
+
+@router.post(
+    "/completions", summary="Text completion (OpenAI-compatible), streaming with SSE", responses=_JSON_OR_SSE
+)
+async def completions(
+    req: CompletionRequest,
+    plane: Plane,
+    settings: SettingsDep,
+    key: CurrentKey,
+    gateway: GatewayDep,
+    request: Request,
+) -> Any:
+    reservation = await _admit(key, gateway, req.model, (req.max_tokens or 16) * req.n)
+    return await _generation(
+        plane,
+        req,
+        request,
         reservation,
-        plane.metrics,
-        info,
+        lambda rt, done: create_completion(req, rt, req.model, settings, done),
     )
 
 
@@ -236,27 +249,12 @@ async def chat_completions(
 ) -> Any:
     budget = req.max_completion_tokens or req.max_tokens or settings.llm_max_context
     reservation = await _admit(key, gateway, req.model, budget * req.n)
-    info, runtime = await _target(plane, req.model, LLMRuntime, reservation)
-    if isinstance(runtime, UpstreamRuntime):
-        upstream = runtime
-        return await counted(
-            plane.metrics,
-            info.model,
-            info.version,
-            _generate(
-                lambda done: proxy_generation(req, upstream, req.model, done, request),
-                reservation,
-                plane.metrics,
-                info,
-            ),
-        )
-    return await _generate(
-        lambda done: cancel_on_disconnect(
-            request, create_chat_completion(req, runtime, req.model, settings, done)
-        ),
+    return await _generation(
+        plane,
+        req,
+        request,
         reservation,
-        plane.metrics,
-        info,
+        lambda rt, done: create_chat_completion(req, rt, req.model, settings, done),
     )
 
 
