@@ -248,6 +248,11 @@ def test_task_routes_accept_pipeline_models(hf_client: TestClient) -> None:
     r = hf_client.post("/v1/embeddings", json={"model": "encoder", "input": ["good film", "bad movie"]})
     assert r.status_code == 200, r.text
     assert len(r.json()["data"]) == 2 and len(r.json()["data"][0]["embedding"]) == 32
+    # listed on /v1/models like any embeddings model; a classifier pipeline is not
+    listed = {m["id"] for m in hf_client.get("/v1/models").json()["data"]}
+    assert "encoder" in listed and "sentiment" not in listed
+    assert hf_client.get("/v1/models/encoder").status_code == 200
+    assert hf_client.get("/v1/models/sentiment").status_code == 404
     r = hf_client.post(
         "/v1/summaries",
         json={

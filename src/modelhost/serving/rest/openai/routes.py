@@ -53,6 +53,13 @@ _JSON_OR_SSE: dict[int | str, dict[str, Any]] = {
 SERVED_RUNTIMES = (LLMRuntime.name, EmbeddingsRuntime.name, UpstreamRuntime.name)
 
 
+def _on_v1(info: VersionInfo) -> bool:
+    """Served by these routes: an LLM, embeddings or upstream version, or a model standing in for one
+    (a transformers feature-extraction pipeline declares ``serves: ["embeddings"]``)."""
+    serves = info.signature.extra.get("serves") or []
+    return info.runtime in SERVED_RUNTIMES or any(r in SERVED_RUNTIMES for r in serves)
+
+
 async def _served(plane: Plane, ref: str, kind: type[Any]) -> tuple[VersionInfo, Any]:
     try:
         info, runtime = await plane.runtime_of(ref, kind)
@@ -159,7 +166,7 @@ async def list_models(plane: Plane, _key: CurrentKey) -> JSONBytes:
         if m.latest_version is None:
             continue
         info = await plane.resolve(m.name)
-        if info.runtime not in SERVED_RUNTIMES:
+        if not _on_v1(info):
             continue
         created = int(m.created_at.timestamp())
         data.append({"id": m.name, "object": "model", "created": created, "owned_by": "modelhost"})
@@ -178,7 +185,7 @@ async def get_model(model: str, plane: Plane, key: CurrentKey) -> JSONBytes:
     except NotFound as exc:
         exc.param = "model"
         raise
-    if info.runtime not in SERVED_RUNTIMES:
+    if not _on_v1(info):
         raise NotFound(f"model '{model}' is not served on /v1 (it is a {info.runtime} model)", param="model")
     return JSONBytes(
         {"id": model, "object": "model", "created": int(info.created_at.timestamp()), "owned_by": "modelhost"}
