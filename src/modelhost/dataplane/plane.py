@@ -352,15 +352,7 @@ class DataPlane:
         status = "200"
         try:
             entry = await self.repository.ensure(info)
-            timeout = self.settings.request_timeout_s
-            try:
-                async with asyncio.timeout(timeout):  # no extra task per request, unlike wait_for
-                    result = await self.repository.predict(entry, inputs, outputs, call=call, key=key)
-            except TimeoutError:
-                raise RequestTimeout(
-                    f"model '{info.model}' version {info.version} did not answer within {timeout:g} s "
-                    "(MODELHOST_REQUEST_TIMEOUT_S)"
-                ) from None
+            result = await self._predict(entry, inputs, outputs, call=call, key=key)
         except ModelhostError as exc:
             status = str(exc.status_code)
             raise
@@ -372,6 +364,27 @@ class DataPlane:
             self.metrics.latency.labels(*labels, "tasks").observe(time.perf_counter() - started)
         self.metrics.rows.labels(*labels).inc(next(iter(inputs.values())).shape[0] if inputs else 1)
         return result
+
+    async def _predict(
+        self,
+        entry: LoadedModel,
+        inputs: dict[str, np.ndarray],
+        outputs: Sequence[str],
+        *,
+        call: PredictFn | None = None,
+        key: Hashable = None,
+    ) -> dict[str, np.ndarray]:
+        """``repository.predict`` within MODELHOST_REQUEST_TIMEOUT_S (a 504 past it)."""
+        timeout = self.settings.request_timeout_s
+        try:
+            # asyncio.timeout, not wait_for: no extra task per request on the hot path
+            async with asyncio.timeout(timeout):
+                return await self.repository.predict(entry, inputs, outputs, call=call, key=key)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"model '{entry.info.model}' version {entry.info.version} did not answer within "
+                f"{timeout:g} s (MODELHOST_REQUEST_TIMEOUT_S)"
+            ) from None
 
     # --- inference ----------------------------------------------------------------------------------
 
@@ -435,16 +448,8 @@ class DataPlane:
         declared = info.signature.extra.get("parameters")
         if isinstance(declared, dict):  # the model takes request parameters (runtimes/base.py)
             model_inputs = {**inputs, PARAMETERS_INPUT: parameters_column(declared, request.parameters, rows)}
-        timeout = self.settings.request_timeout_s
         try:
-            # asyncio.timeout, not wait_for: no extra task per request on the hot path
-            async with asyncio.timeout(timeout):
-                result = await self.repository.predict(entry, model_inputs, outputs)
-        except TimeoutError:
-            raise RequestTimeout(
-                f"model '{info.model}' version {info.version} did not answer within {timeout:g} s "
-                "(MODELHOST_REQUEST_TIMEOUT_S)"
-            ) from None
+            result = await self._predict(entry, model_inputs, outputs)
         except ModelhostError:
             raise
         except (ValueError, TypeError) as exc:
