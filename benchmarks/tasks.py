@@ -20,7 +20,6 @@ import asyncio
 import base64
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import free_port
 
 from modelhost.config import Settings
 from modelhost.demo_tasks import register_demo_tasks
@@ -44,12 +44,6 @@ SENTENCES = [
     "The weather will be sunny tomorrow afternoon.",
     "Our team released a new version of the software.",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clip(seconds: float) -> bytes:

@@ -16,51 +16,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-BECKETT = ROOT / "tests" / "data" / "beckett.wav"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import free_port  # noqa: E402
+from tasks import BECKETT, clip, jpeg  # noqa: E402  (the task benchmark's inputs)
+
 SENTENCES = ["Where is the train station?", "The cat is on the table.", "I like to read books."]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def clip(seconds: float) -> bytes:
-    """The first ``seconds`` of beckett.wav as a WAV file."""
-    with wave.open(str(BECKETT)) as w:
-        rate, width = w.getframerate(), w.getsampwidth()
-        frames = w.readframes(int(rate * seconds))
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(width)
-        out.setframerate(rate)
-        out.writeframes(frames)
-    return buf.getvalue()
-
-
-def jpeg() -> bytes:
-    from PIL import Image
-    from sklearn.datasets import load_sample_image
-
-    buf = io.BytesIO()
-    Image.fromarray(load_sample_image("flower.jpg")).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
 
 
 def start_server(home: Path, command: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -162,7 +133,7 @@ async def stress(url: str, proc: subprocess.Popen[bytes], args: argparse.Namespa
     data = {
         "short": clip(args.clip_seconds),
         "full_b64": base64.b64encode(full).decode(),
-        "image_b64": base64.b64encode(jpeg()).decode(),
+        "image_b64": base64.b64encode(jpeg("flower.jpg")).decode(),
     }
     started = time.monotonic()
     done = 0
