@@ -25,14 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/ holds modules named like packages (grpc.py): keep this folder off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import httpx
 
-import httpx  # noqa: E402
-
-from modelhost.config import Settings  # noqa: E402
-from modelhost.demo import minilm_dir  # noqa: E402
-from modelhost.registry import Registry  # noqa: E402
+from modelhost.config import Settings
+from modelhost.demo import minilm_dir
+from modelhost.registry import Registry
 
 WORDS = ["the", "a", "model", "serves", "many", "requests", "while", "batching", "keeps", "every", "core"]
 

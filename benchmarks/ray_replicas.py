@@ -14,25 +14,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/grpc.py would shadow grpcio, which Ray imports: drop this folder from the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import skops.io as sio
+from sklearn.datasets import load_digits
+from sklearn.ensemble import RandomForestClassifier
 
-import numpy as np  # noqa: E402
-import skops.io as sio  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier  # noqa: E402
-
-from modelhost.config import Settings  # noqa: E402
-from modelhost.dataplane.plane import DataPlane  # noqa: E402
-from modelhost.dataplane.types import InferenceRequest, Tensor  # noqa: E402
-from modelhost.distributed import make_repository  # noqa: E402
-from modelhost.monitoring.metrics import Metrics  # noqa: E402
-from modelhost.registry import Registry  # noqa: E402
+from modelhost.config import Settings
+from modelhost.dataplane.plane import DataPlane
+from modelhost.dataplane.types import InferenceRequest, Tensor
+from modelhost.distributed import make_repository
+from modelhost.monitoring.metrics import Metrics
+from modelhost.registry import Registry
 
 
 async def run_mode(settings: Settings, registry: Registry, rows: np.ndarray, seconds: float,

@@ -5,7 +5,7 @@ for ``--seconds`` in interleaved rounds (so machine noise hits every mode alike)
 ``--concurrency`` clients in one asyncio loop (aiohttp for REST, grpc.aio for gRPC; both client and
 server share the machine), and prints rps, p50, p99 and the ratio to REST.
 
-    .venv/bin/python benchmarks/grpc.py [--seconds 5] [--rounds 2] [--concurrency 16]
+    .venv/bin/python benchmarks/grpc_rest.py [--seconds 5] [--rounds 2] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -21,17 +21,13 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-# This script is named grpc.py and Python puts its folder first on the import path: drop it so
-# that `import grpc` finds grpcio, not this file.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import aiohttp  # the fastest asyncio HTTP client at hand (tritonclient[http] brings it)
+import grpc
+import httpx
+import numpy as np
 
-import aiohttp  # noqa: E402 - the fastest asyncio HTTP client at hand (tritonclient[http] brings it)
-import grpc  # noqa: E402
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-
-from modelhost.serving.grpc.protos import oip_v2_pb2 as pb  # noqa: E402
-from modelhost.serving.grpc.service import InferenceStub  # noqa: E402
+from modelhost.serving.grpc.protos import oip_v2_pb2 as pb
+from modelhost.serving.grpc.service import InferenceStub
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 MODEL = "iris@production"
