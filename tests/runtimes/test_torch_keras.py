@@ -99,3 +99,36 @@ def test_keras_runtime_and_safe_mode(tmp_path: Path, settings: Settings) -> None
     lam.save(bad)
     with pytest.raises(UnsafeArtifact, match="unsafe deserialisation"):
         cls.inspect(bad, settings)
+
+
+def test_torch_runtime_pins_only_its_own_thread_to_one(tmp_path: Path, settings: Settings) -> None:
+    """Loading a torch MLP must not drop an LLM or embedding model in the same process to one core."""
+    import threading
+
+    import torch
+
+    path, _ = _mlp(tmp_path)
+    cls = runtime_for_format(SAFETENSORS)
+    rt = cls(path, cls.inspect(path, settings), settings)
+    seen: dict[str, int] = {}
+
+    def load_and_call() -> None:  # what the model's dedicated thread does
+        rt.load()
+        rt.predict({"input": np.zeros((2, 4), dtype=np.float32)}, ["predict"])
+        seen["model"] = torch.get_num_threads()
+
+    def other() -> None:  # a thread started afterwards (an LLM scheduler, an embeddings call)
+        seen["other"] = torch.get_num_threads()
+
+    def default() -> None:  # the process-wide count, as a fresh thread adopts it
+        seen["before"] = torch.get_num_threads()
+
+    for target in (default, load_and_call, other):
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+    assert cls.single_thread
+    if seen["before"] == 1:
+        pytest.skip("torch runs one thread on this machine: nothing to tell apart")
+    assert seen["model"] == 1
+    assert seen["other"] == seen["before"]

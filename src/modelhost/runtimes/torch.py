@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,9 +63,25 @@ def head_outputs(
     return result
 
 
+def pin_current_thread_to_one(torch: Any) -> None:
+    """Make torch's intra-op parallelism one thread for the calling thread only.
+
+    ``torch.set_num_threads`` sets the calling thread's OpenMP/MKL count *and* a process-wide default
+    that threads adopt on their first parallel op. So: initialise this thread first, set 1 here, then
+    put the process-wide default back from a short-lived thread (its own count is what changes).
+    """
+    previous = torch.get_num_threads()  # also runs this thread's one-time initialisation
+    torch.set_num_threads(1)
+    restore = threading.Thread(target=torch.set_num_threads, args=(previous,), name="torch-threads")
+    restore.start()
+    restore.join()
+
+
 class TorchRuntime(Runtime):
     name = "torch"
     formats = (SAFETENSORS,)
+    # Loaded and called on one dedicated thread when served in process (see ``load``).
+    single_thread = True
 
     @classmethod
     def inspect(cls, path: Path, settings: Settings) -> Signature:
@@ -74,9 +92,10 @@ class TorchRuntime(Runtime):
         import torch
 
         # One intra-op thread, like the ONNX runtime's sessions: small MLPs gain nothing from more, and
-        # on a busy host a multi-threaded matmul was measured 150x slower (thread contention).
-        # Server concurrency comes from the data plane's worker threads instead.
-        torch.set_num_threads(1)
+        # on a busy host a multi-threaded matmul was measured 150x slower (thread contention). Only for
+        # the thread this runtime is loaded and called on (``single_thread``): the process-wide count
+        # stays, so an LLM or embedding model served beside it keeps every core.
+        pin_current_thread_to_one(torch)
         self.module, self.spec = torch_arch.load(self.path)
         self._torch = torch
 
