@@ -300,3 +300,10 @@ def test_real_minilm_directory_as_feature_extraction(registry: Any, settings: An
         unnormalised / np.linalg.norm(unnormalised, axis=1, keepdims=True), expected, atol=1e-4
     )
     assert not np.allclose(np.linalg.norm(unnormalised, axis=1), 1.0, atol=1e-3)
+
+
+def test_metadata_declares_the_request_parameters(hf_client: TestClient) -> None:
+    r = hf_client.get("/v2/models/sentiment")
+    assert r.status_code == 200, r.text
+    declared = r.json()["parameters"]["request_parameters"]
+    assert declared["top_k"]["type"] == "integer"

@@ -216,17 +216,21 @@ class DataPlane:
     async def model_metadata(self, ref: str, version: str | None = None) -> dict[str, Any]:
         info = await self.resolve(ref, version)
         versions = await anyio.to_thread.run_sync(self.registry.list_versions, info.model)
+        parameters: dict[str, Any] = {
+            "version": str(info.version),
+            "aliases": list(info.aliases),
+            "sha256": info.sha256,
+        }
+        declared = info.signature.extra.get("parameters")
+        if isinstance(declared, dict):  # request parameters the model takes (OIP `parameters`)
+            parameters["request_parameters"] = declared
         return {
             "name": ref,
             "versions": [str(v.version) for v in versions],
             "platform": PLATFORMS.get(info.runtime, info.runtime),
             "inputs": [t.to_dict() for t in info.signature.inputs],
             "outputs": [t.to_dict() for t in info.signature.outputs],
-            "parameters": {
-                "version": str(info.version),
-                "aliases": list(info.aliases),
-                "sha256": info.sha256,
-            },
+            "parameters": parameters,
         }
 
     async def model_ready(self, ref: str, version: str | None = None) -> tuple[VersionInfo, bool]:
