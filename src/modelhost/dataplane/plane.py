@@ -376,9 +376,12 @@ class DataPlane:
     ) -> dict[str, np.ndarray]:
         """``repository.predict`` within MODELHOST_REQUEST_TIMEOUT_S (a 504 past it)."""
         timeout = self.settings.request_timeout_s
+        runtime = entry.runtime
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path
             async with asyncio.timeout(timeout):
+                if runtime is not None and runtime.prepares:  # per-request decoding, before the batch
+                    inputs = await anyio.to_thread.run_sync(runtime.prepare, inputs)
                 return await self.repository.predict(entry, inputs, outputs, call=call, key=key)
         except TimeoutError:
             raise RequestTimeout(
