@@ -113,8 +113,14 @@ class Client:
 
     def send(self, req: tuple[str, dict[str, str], bytes | None]) -> int:
         path, headers, body = req
-        self.conn.request("GET" if body is None else "POST", path, body, headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request("GET" if body is None else "POST", path, body, headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closed the idle connection (uvicorn's keep-alive timeout is 5 s): reconnect once
+            self.conn.close()
+            self.conn.request("GET" if body is None else "POST", path, body, headers)
+            response = self.conn.getresponse()
         response.read()
         return response.status
 
