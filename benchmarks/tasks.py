@@ -7,7 +7,10 @@ converted EfficientNet-Lite0, its JPEG sent base64 in JSON and as raw bytes with
     overhead. The client is a keep-alive ``http.client`` connection with the request body built
     beforehand (the benchmark measures the server, not an HTTP client's per-request Python work); the
     first line printed is the client floor: the median of ``GET /v2/health/ready`` on the same server
-    (one HTTP round trip through every middleware) with this client and with httpx;
+    (one HTTP round trip through every middleware) with this client and with httpx; a second table
+    gives CPU time per request (server process, all threads) vs per direct call, which other load on
+    a shared machine disturbs far less than wall time. The direct calls use the server's options
+    (threads; onnxruntime without spin-waiting);
   * 16 concurrent clients (threads, one keep-alive connection each): throughput of the server with
     adaptive batching on (the default, ``max_batch_size`` 32, Whisper 4, ``max_wait_ms`` 0: concurrent
     requests of several clients share engine calls) and of a second server on the same registry with
@@ -72,6 +75,12 @@ def jpeg(name: str) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(load_sample_image(name)).save(buf, format="JPEG", quality=90)
     return buf.getvalue()
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -217,6 +226,8 @@ def main() -> None:
     image_dir = registry.artifact_path(registry.resolve("efficientnet"))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
+    # the server's options (runtimes/vision.py): no spin-waiting between calls
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(image_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
     conf = _preprocess_config(image_dir)
 
@@ -291,6 +302,7 @@ def main() -> None:
         flush=True,
     )
     rows = []
+    cpu: list[tuple[str, float, float]] = []
     client = Client(base)
     for name, direct, make, n in tasks:
         for url in (base, base_off):  # load + warm up
@@ -298,10 +310,16 @@ def main() -> None:
                 raise SystemExit(f"{name}: warm-up request answered {status}")
         direct(0)
         served, local = [], []
+        server_cpu = direct_cpu = 0.0
         for i in range(1, n + 1):
             req = build(base, make(i))
+            before = process_cpu(server.pid)
             served.append(timed(lambda req=req: client.send(req)))
+            server_cpu += process_cpu(server.pid) - before
+            before = time.process_time()
             local.append(timed(lambda i=i, direct=direct: direct(i)))
+            direct_cpu += time.process_time() - before
+        cpu.append((name, 1000 * direct_cpu / n, 1000 * server_cpu / n))
         total = args.clients * max(2, n // 4)
 
         def requests(total: int = total, make: Callable[[int], dict[str, Any]] = make) -> Iterator[Any]:
@@ -346,6 +364,14 @@ def main() -> None:
             f"| {name} | {1000 * local_s:.1f} | {1000 * served_s:.1f} | {100 * (served_s / local_s - 1):+.1f} % "
             f"| {one:.1f} | {on:.1f} | {off:.1f} | {on / off:.2f}× |"
         )
+    print(
+        "\nCPU per request at batch 1 (all threads; less sensitive to other load on the machine than wall "
+        "time; /proc ticks of 10 ms summed over the run):"
+    )
+    print("| task | direct CPU ms per call | server process CPU ms per request | server ÷ direct |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, direct_ms, server_ms in cpu:
+        print(f"| {name} | {direct_ms:.1f} | {server_ms:.1f} | {server_ms / direct_ms:.2f}× |")
     registry.close()
 
 
