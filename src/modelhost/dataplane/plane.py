@@ -380,7 +380,8 @@ class DataPlane:
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path
             async with asyncio.timeout(timeout):
-                if runtime is not None and runtime.prepares:  # per-request decoding, before the batch
+                if runtime is not None and runtime.prepares and entry.batcher is not None:
+                    # per-request decoding before the batch (without a batcher, predict does it: one hop)
                     inputs = await anyio.to_thread.run_sync(runtime.prepare, inputs)
                 return await self.repository.predict(entry, inputs, outputs, call=call, key=key)
         except TimeoutError:
