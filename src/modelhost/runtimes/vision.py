@@ -55,6 +55,9 @@ class ImageClassifierRuntime(Runtime):
     # Decoding and resizing (≈ 4 ms a JPEG) run per request in parallel threads; a batch holds only
     # the forward pass (with one thread decoding a whole batch, batching was 0.55× of no batching).
     prepares = True
+    # Small batches keep a next one forming while one runs (16 clients on 2 cores: 56 req/s at 4 vs
+    # 46 at 32; benchmarks/RESULTS.md); a deployment's max_batch_size overrides it.
+    default_max_batch_size = 4
 
     @classmethod
     def inspect(cls, path: Path, settings: Settings) -> Signature:
