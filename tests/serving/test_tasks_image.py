@@ -71,7 +71,7 @@ def test_concurrent_image_requests_are_batched_across_requests(task_client: Test
     image = base64.b64encode(_jpeg("flower.jpg")).decode()
     body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [image]}]}
     entry = next(e for e in task_client.app.state.plane.repository.loaded() if e.info.model == "efficientnet")  # type: ignore[attr-defined]
-    assert entry.batcher is not None
+    assert entry.batcher is not None and entry.batcher.max_batch_size == 4  # the runtime's cap
     before = (entry.batcher.stats.requests, entry.batcher.stats.batches)
     labels: list[str] = []
 
