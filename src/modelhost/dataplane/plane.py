@@ -380,9 +380,11 @@ class DataPlane:
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path
             async with asyncio.timeout(timeout):
-                if runtime is not None and runtime.prepares and entry.batcher is not None:
-                    # per-request decoding before the batch (without a batcher, predict does it: one hop)
-                    inputs = await anyio.to_thread.run_sync(runtime.prepare, inputs)
+                if runtime is not None and runtime.prepares and entry.batcher is not None and entry.inflight:
+                    # Per-request decoding before the batch while other requests are in the model; a
+                    # request alone runs at once, and its predict decodes it (one thread hop, not two).
+                    loop = asyncio.get_running_loop()
+                    inputs = await loop.run_in_executor(None, runtime.prepare, inputs)
                 return await self.repository.predict(entry, inputs, outputs, call=call, key=key)
         except TimeoutError:
             raise RequestTimeout(
