@@ -23,6 +23,7 @@ converted EfficientNet-Lite0, its JPEG sent base64 in JSON and as raw bytes with
 from __future__ import annotations
 
 import argparse
+import atexit
 import base64
 import http.client
 import io
@@ -89,6 +90,12 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def start_server(settings: Settings, **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
     """``modelhost serve`` in its own process (and GIL), as in production; this process is the client."""
     port = free_port()
@@ -100,6 +107,7 @@ def start_server(settings: Settings, **env_extra: str) -> tuple[subprocess.Popen
         **env_extra,
     }
     server = subprocess.Popen([sys.executable, "-m", "modelhost.cli", "serve", "--port", str(port)], env=env)
+    atexit.register(_stop, server)  # also when the benchmark fails half-way: no orphaned servers
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
