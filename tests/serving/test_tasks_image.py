@@ -71,7 +71,7 @@ def test_concurrent_image_requests_are_batched_across_requests(task_client: Test
     image = base64.b64encode(_jpeg("flower.jpg")).decode()
     body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [image]}]}
     entry = next(e for e in task_client.app.state.plane.repository.loaded() if e.info.model == "efficientnet")  # type: ignore[attr-defined]
-    assert entry.batcher is not None
+    assert entry.batcher is not None and entry.batcher.max_batch_size == 4  # the runtime's cap
     before = (entry.batcher.stats.requests, entry.batcher.stats.batches)
     labels: list[str] = []
 
@@ -89,3 +89,49 @@ def test_concurrent_image_requests_are_batched_across_requests(task_client: Test
     batches = entry.batcher.stats.batches - before[1]
     assert labels == ["daisy"] * 12
     assert requests == 12 and batches < requests  # several requests shared one forward
+
+
+def test_images_are_decoded_per_request_before_the_batch(task_client: TestClient) -> None:
+    """``prepare`` decodes each request's images on its own thread: a batch holds only pixels (the
+    forward pass), and a corrupt image fails its own request before it can join (and split) a batch."""
+    import threading
+
+    from modelhost.runtimes.vision import PIXELS
+
+    plane = task_client.app.state.plane  # type: ignore[attr-defined]
+    entry = next(e for e in plane.repository.loaded() if e.info.model == "efficientnet")
+    runtime = entry.runtime
+    raw = _jpeg("china.jpg")
+    prepared = runtime.prepare({"image": np.array([raw], dtype=object)})
+    assert set(prepared) == {PIXELS} and prepared[PIXELS].shape == (1, 3, 224, 224)
+    direct = runtime.predict({"image": np.array([raw], dtype=object)}, ["label"])["label"]
+    assert (runtime.predict(prepared, ["label"])["label"] == direct).all()
+
+    good = {
+        "inputs": [
+            {"name": "image", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(raw).decode()]}
+        ]
+    }
+    bad = {
+        "inputs": [
+            {
+                "name": "image",
+                "datatype": "BYTES",
+                "shape": [1],
+                "data": [base64.b64encode(b"GIF89a junk").decode()],
+            }
+        ]
+    }
+    isolated = entry.batcher.stats.isolated_failures
+    status: list[int] = []
+
+    def call(body: dict[str, object]) -> None:
+        status.append(task_client.post("/v2/models/efficientnet/infer", json=body).status_code)
+
+    threads = [threading.Thread(target=call, args=(bad if i == 3 else good,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(status) == [200] * 7 + [400]
+    assert entry.batcher.stats.isolated_failures == isolated  # no batch failed because of the bad image

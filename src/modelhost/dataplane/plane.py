@@ -380,9 +380,15 @@ class DataPlane:
     ) -> dict[str, np.ndarray]:
         """``repository.predict`` within MODELHOST_REQUEST_TIMEOUT_S (a 504 past it)."""
         timeout = self.settings.request_timeout_s
+        runtime = entry.runtime
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path
             async with asyncio.timeout(timeout):
+                if runtime is not None and runtime.prepares and entry.batcher is not None and entry.inflight:
+                    # Per-request decoding before the batch while other requests are in the model; a
+                    # request alone runs at once, and its predict decodes it (one thread hop, not two).
+                    loop = asyncio.get_running_loop()
+                    inputs = await loop.run_in_executor(None, runtime.prepare, inputs)
                 return await self.repository.predict(entry, inputs, outputs, call=call, key=key)
         except TimeoutError:
             raise RequestTimeout(

@@ -148,6 +148,10 @@ class Runtime:
     # Rows per batch when the deployment does not set max_batch_size: a cap for engines whose batch
     # cost grows with its longest row (speech), so one large batch cannot outlast the request timeout.
     default_max_batch_size: ClassVar[int | None] = None
+    # True when ``prepare`` does per-request work (decoding, preprocessing) that should run before the
+    # request joins a batch: each request's on its own worker thread, so concurrent requests decode in
+    # parallel and a batch holds only the engine call (images: decode + resize, then one forward pass).
+    prepares: ClassVar[bool] = False
 
     def __init__(self, path: Path, signature: Signature, settings: Settings) -> None:
         self.path = path
@@ -163,6 +167,11 @@ class Runtime:
 
     def predict(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One request's inputs turned into what ``predict`` batches (called only when ``prepares``, in
+        the server process, on a worker thread); ``predict`` must accept both forms."""
+        return inputs
 
     def unload(self) -> None:
         """Release the model; the default drops references and lets Python free them."""

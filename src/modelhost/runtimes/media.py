@@ -32,11 +32,41 @@ def element_bytes(value: Any, what: str) -> bytes:
 
 
 _DECODE_LOCK = threading.Lock()
+_OPENMP_ONCE = threading.Lock()
+_openmp_shared = False
+
+
+def share_openmp_with_torch() -> None:
+    """Make CTranslate2 (Whisper) use torch's GNU OpenMP runtime; call before importing faster_whisper.
+
+    Both wheels bundle their own libgomp under different names (torch ``libgomp.so.1``, CTranslate2
+    ``libgomp-e985bcbb.so.1.0.0``). torch loads its copy into the global symbol scope, so whichever is
+    imported first decides: torch first, CTranslate2 binds to torch's runtime; CTranslate2 first, the
+    process runs two OpenMP runtimes, each with its own spinning thread pool (seen in ``/proc/PID/maps``
+    of the demo server, and a suspect in an intermittent native crash under load). Loading torch's
+    libgomp globally here (only the library, not torch) makes the order irrelevant. No-op without torch.
+    """
+    global _openmp_shared
+    with _OPENMP_ONCE:
+        if _openmp_shared:
+            return
+        _openmp_shared = True
+        import ctypes
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec("torch")
+        if spec is None or spec.origin is None:
+            return
+        library = Path(spec.origin).parent / "lib" / "libgomp.so.1"
+        if library.is_file():
+            ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
 
 
 def decode_audio(data: bytes, what: str = "audio") -> np.ndarray:
     """Mono float32 samples at 16 kHz from any container/codec PyAV reads (WAV, FLAC, MP3, OGG…);
     other sample rates are resampled. Undecodable bytes are an InvalidInput, never a crash."""
+    share_openmp_with_torch()
     from faster_whisper.audio import decode_audio as fw_decode
 
     try:

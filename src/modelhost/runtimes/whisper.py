@@ -15,7 +15,7 @@ from modelhost.config import Settings
 from modelhost.errors import InvalidInput, UnsupportedFormat
 from modelhost.registry.formats import CTRANSLATE2
 from modelhost.runtimes.base import Runtime, Signature, TensorSpec
-from modelhost.runtimes.media import SAMPLE_RATE, decode_audio, element_bytes
+from modelhost.runtimes.media import SAMPLE_RATE, decode_audio, element_bytes, share_openmp_with_torch
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class WhisperRuntime(Runtime):
         )
 
     def load(self) -> None:
+        share_openmp_with_torch()  # before CTranslate2 is imported: one OpenMP runtime per process
         from faster_whisper import WhisperModel
 
         self.model: Any = WhisperModel(

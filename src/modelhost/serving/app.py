@@ -30,6 +30,7 @@ from modelhost.serving.limits import BodySizeLimit
 from modelhost.serving.ratelimit_headers import RateLimitHeaders
 from modelhost.serving.rest import admin, console_api, explain, gateway_admin, ops, tasks, v2
 from modelhost.serving.rest.openai import routes as openai_routes
+from modelhost.serving.rest.tasks_fast import TaskFastPath
 from modelhost.serving.rest.v2_fast import InferFastPath
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
@@ -83,6 +84,7 @@ def create_app(
     install_error_handlers(app)
     if settings.infer_fast_path:  # innermost: the OIP infer hot path skips the router, same behaviour
         app.add_middleware(InferFastPath)
+        app.add_middleware(TaskFastPath)  # POST /v1/translations likewise
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)

@@ -36,16 +36,23 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONBytes:
     if request.url.path.startswith("/v1/"):
-        body = {
-            "error": {
-                "message": message,
-                "type": _OPENAI_TYPES.get(status, "server_error"),
-                "param": param,
-                "code": code,
-            }
-        }
+        body = openai_error(status, message, code, param)
         return JSONBytes(body, status_code=status, headers=headers)
     return JSONBytes({"error": message}, status_code=status, headers=headers)
+
+
+def openai_error(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """The body of an error under /v1 (OpenAI's shape)."""
+    return {
+        "error": {
+            "message": message,
+            "type": _OPENAI_TYPES.get(status, "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
 
 
 def _loc(err: Any) -> str:

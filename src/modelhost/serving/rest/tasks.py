@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import PlainTextResponse, Response
 
 from modelhost.dataplane import summarize, zero_shot
+from modelhost.dataplane.plane import DataPlane
 from modelhost.errors import InvalidInput, ModelhostError, NotFound
 from modelhost.registry import VersionInfo
 from modelhost.runtimes.embeddings import EmbeddingsRuntime
@@ -122,6 +123,11 @@ class TranslationRequest(BaseModel):
 
 @router.post("/translations", summary="Translate a text or a batch of texts from source to target language")
 async def translations(req: TranslationRequest, plane: Plane, _usage: TaskMetered) -> JSONBytes:
+    return JSONBytes(await translate(plane, req))
+
+
+async def translate(plane: DataPlane, req: TranslationRequest) -> dict[str, Any]:
+    """The answer of /v1/translations to a validated request (the route and ``tasks_fast`` share it)."""
     info, runtime = await _served(plane, req.model, TranslationRuntime)
     runtime = cast(TranslationRuntime, runtime)
     texts = [req.text] if isinstance(req.text, str) else req.text
@@ -137,16 +143,14 @@ async def translations(req: TranslationRequest, plane: Plane, _usage: TaskMetere
         key=("translate", id(runtime), pair),
     )
     out = [str(t) for t in result["translation"]]
-    return JSONBytes(
-        {
-            "object": "translation.list",
-            "model": req.model,
-            "source": req.source.lower(),
-            "target": req.target.lower(),
-            "data": [{"index": i, "text": t} for i, t in enumerate(out)],
-            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-        }
-    )
+    return {
+        "object": "translation.list",
+        "model": req.model,
+        "source": req.source.lower(),
+        "target": req.target.lower(),
+        "data": [{"index": i, "text": t} for i, t in enumerate(out)],
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
 
 
 class SummaryRequest(BaseModel):
