@@ -131,10 +131,10 @@ class ModelRepository:
                 if isinstance(e.runtime, WorkerPool)]  # fmt: skip
 
     def _on_batch(self, info: VersionInfo, rows: int, requests: int, queued: float) -> None:
-        labels = (info.model, str(info.version))
-        self.metrics.batch_size.labels(*labels).observe(rows)
-        self.metrics.batch_requests.labels(*labels).observe(requests)
-        self.metrics.queue_time.labels(*labels).observe(queued)
+        m, version = self.metrics, str(info.version)
+        m.child(m.batch_size, info.model, version).observe(rows)
+        m.child(m.batch_requests, info.model, version).observe(requests)
+        m.child(m.queue_time, info.model, version).observe(queued)
 
     def get(self, key: Key) -> LoadedModel | None:
         return self._models.get(key)
@@ -260,7 +260,8 @@ class ModelRepository:
             if entry.batcher is not None:
                 return await entry.batcher.submit(inputs, outputs, call=call, key=key)
             rows = next(iter(inputs.values())).shape[0] if inputs else 1
-            self.metrics.batch_size.labels(entry.info.model, str(entry.info.version)).observe(rows)
+            m = self.metrics
+            m.child(m.batch_size, entry.info.model, str(entry.info.version)).observe(rows)
             # counted per runtime, so a worker roll unloads the old one only when its calls are done
             entry.busy[id(runtime)] = entry.busy.get(id(runtime), 0) + 1
             try:
