@@ -2,7 +2,8 @@
 
 Requests queue; a batch closes when it holds ``max_batch_size`` rows or ``max_wait_ms`` has passed since
 its first request (0 = take whatever queued while the model was busy, plus what is still arriving:
-up to ``settle_ticks`` event-loop turns, ending after two turns that bring nothing). Up to
+up to ``settle_ticks`` event-loop turns, ending after two turns that bring nothing; with one model
+slot, balanced so the model never idles while a whole batch is answered: ``_balanced_limit``). Up to
 ``parallel`` batches run at once (one per worker process). Rows are scattered back to their requests,
 and a batch that fails is re-run request by request, so one bad row fails only its own request.
 """
@@ -56,6 +57,7 @@ class BatchStats:
     queue_seconds: float = 0.0
     last_batch_rows: int = 0
     isolated_failures: int = 0
+    busy_seconds: float = 0.0  # time spent in the model's predict (utilisation = its growth / wall time)
 
 
 class Batcher:
@@ -70,6 +72,7 @@ class Batcher:
         inline_below_s: float = 0.0,
         settle_ticks: int = 0,
         executor: Executor | None = None,
+        balance: bool = True,
     ) -> None:
         self.predict = predict
         # A model confined to one thread (``Runtime.single_thread``) runs its batches on that thread.
@@ -92,6 +95,7 @@ class Batcher:
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max(1, parallel))
+        self.balance = balance and parallel <= 1  # see ``_balanced_limit``
         self._running: set[asyncio.Task[None]] = set()
         self._direct = 0  # requests running through the idle fast path (see ``submit``)
         self._collecting = 0  # requests the loop took from the queue and has not started yet
@@ -164,12 +168,31 @@ class Batcher:
         self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None = None
     ) -> dict[str, np.ndarray]:
         started = time.perf_counter()
-        result = (call or self.predict)(inputs, outputs)
+        try:
+            result = (call or self.predict)(inputs, outputs)
+        finally:
+            took = time.perf_counter() - started
+            self.stats.busy_seconds += took
         # Only successful calls count: a call refused at once (bad input) says nothing about the model's
         # cost, and would make a slow model look fast enough to block the event loop.
-        self._recent.append(time.perf_counter() - started)
+        self._recent.append(took)
         self._avg_s = min(self._recent)
         return result
+
+    def _balanced_limit(self, waiting: int) -> int:
+        """Rows the next batch may take. With no wait and one model slot, a batch taking every queued
+        row leaves the model idle while its requests are answered and sent again, and the first to
+        come back then runs alone: busy clients settle into alternating batches of 1 and N-1, the
+        model idle between them. So when more rows wait than the batch just finished had (the rows
+        about to come back), the batch takes only the larger half of both: the rest runs next, while
+        this half is answered, and batches even out into two that alternate with the model kept busy.
+        Under sustained load (the last batch as large as the queue) it takes everything, as before."""
+        if not self.balance or self.max_wait > 0 or self.settle_ticks or waiting < 4:
+            return self.max_batch_size
+        if self.executor is None and self._avg_s < self.inline_below_s:
+            return self.max_batch_size  # predicted on the event loop: nothing would overlap anyway
+        half = -(-(waiting + self.stats.last_batch_rows) // 2)
+        return max(1, min(self.max_batch_size, half))
 
     async def _call(
         self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None
@@ -197,7 +220,8 @@ class Batcher:
                 deadline = batch[0].enqueued + self.max_wait
                 settle = self.settle_ticks if self.max_wait == 0 else 0
                 seen, quiet = self._arrivals, 0
-                while rows < self.max_batch_size:
+                limit = self._balanced_limit(rows + self._queue.qsize())
+                while rows < limit:
                     if not self._queue.empty():
                         item = self._queue.get_nowait()
                     else:
@@ -213,7 +237,7 @@ class Batcher:
                         # lose the item it was handed on some Python versions.
                         await asyncio.sleep(min(remaining, 0.0005))
                         continue
-                    if rows + item.rows > self.max_batch_size:
+                    if rows + item.rows > limit:
                         # does not fit: it opens the next batch (the queue is FIFO, so put it first)
                         self._requeue_front(item)
                         break
@@ -223,7 +247,7 @@ class Batcher:
                 self._collecting = 0
                 self._slots.release()
                 raise
-            task = asyncio.create_task(self._run(batch))
+            task = asyncio.create_task(self._run(batch, self._start(batch)))
             self._running.add(task)
             self._collecting = 0
             task.add_done_callback(self._running.discard)
@@ -235,15 +259,49 @@ class Batcher:
         for it in rest:
             self._queue.put_nowait(it)
 
-    async def _run(self, batch: list[_Item]) -> None:
+    def _start(self, batch: list[_Item]) -> asyncio.Future[dict[str, np.ndarray]] | None:
+        """Hand a batch of one group to the model thread at once, from the collecting loop: a task
+        would start it only after every callback already queued on the event loop (e.g. the previous
+        batch's requests being answered), leaving the model idle meanwhile. None when it must go
+        through ``_run_group`` (several groups, one request, or a model run on the event loop)."""
+        if len(batch) < 2 or (self.executor is None and self._avg_s < self.inline_below_s):
+            return None
+        key = batch[0].group_key()
+        if any(item.group_key() != key for item in batch[1:]):
+            return None
+        names = list(batch[0].inputs)
+        inputs = {n: np.concatenate([i.inputs[n] for i in batch], axis=0) for n in names}
+        outputs = list(dict.fromkeys(o for i in batch for o in i.outputs))
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.executor, self._timed, inputs, outputs, batch[0].call)
+
+    async def _run(
+        self, batch: list[_Item], started_call: asyncio.Future[dict[str, np.ndarray]] | None
+    ) -> None:
+        released = False
         try:
             started = time.perf_counter()
-            groups: dict[tuple[object, ...], list[_Item]] = {}
-            for item in batch:
-                if not item.future.cancelled():
-                    groups.setdefault(item.group_key(), []).append(item)
-            for items in groups.values():
-                await self._run_group(items)
+            if started_call is not None:
+                try:
+                    result = await started_call
+                except Exception:
+                    # One bad row must not fail the others: run each request alone to isolate it
+                    # (holding the slot, so no more calls run at once than ``parallel``).
+                    self.stats.isolated_failures += 1
+                    for item in batch:
+                        await self._run_one(item)
+                else:
+                    # Free the slot before answering: the next batch starts while these are answered.
+                    self._slots.release()
+                    released = True
+                    self._scatter(batch, result)
+            else:
+                groups: dict[tuple[object, ...], list[_Item]] = {}
+                for item in batch:
+                    if not item.future.cancelled():
+                        groups.setdefault(item.group_key(), []).append(item)
+                for items in groups.values():
+                    await self._run_group(items)
             rows = sum(i.rows for i in batch)
             queued = sum(started - i.enqueued for i in batch)
             self.stats.batches += 1
@@ -254,7 +312,8 @@ class Batcher:
             if self._on_batch is not None:
                 self._on_batch(rows, len(batch), queued / len(batch))
         finally:
-            self._slots.release()
+            if not released:
+                self._slots.release()
 
     async def _run_group(self, items: list[_Item]) -> None:
         if len(items) == 1:
@@ -271,6 +330,10 @@ class Batcher:
             for item in items:
                 await self._run_one(item)
             return
+        self._scatter(items, result)
+
+    @staticmethod
+    def _scatter(items: list[_Item], result: dict[str, np.ndarray]) -> None:
         start = 0
         for item in items:
             end = start + item.rows

@@ -86,6 +86,9 @@ class ModelRepository:
                                   self._count_states)  # fmt: skip
         self.metrics.add_callback("modelhost_queue_depth", "Requests waiting for a batch.", ["model", "version"],
                                   self._queue_depths)  # fmt: skip
+        self.metrics.add_callback("modelhost_model_busy_seconds", "Seconds a batched model version has spent "
+                                  "predicting since it was loaded (its growth over wall time is the model's "
+                                  "utilisation).", ["model", "version"], self._busy)  # fmt: skip
         self.metrics.add_callback("modelhost_inflight_requests", "Requests being served.", ["model", "version"],
                                   lambda: [([e.info.model, str(e.info.version)], e.inflight) for e in self.loaded()])  # fmt: skip
         self.metrics.add_callback("modelhost_worker_restarts", "Worker process restarts of a loaded version.",
@@ -125,6 +128,10 @@ class ModelRepository:
         return [
             ([e.info.model, str(e.info.version)], e.batcher.queue_depth) for e in self.loaded() if e.batcher
         ]
+
+    def _busy(self) -> list[tuple[list[str], float]]:
+        return [([e.info.model, str(e.info.version)], e.batcher.stats.busy_seconds)
+                for e in self.loaded() if e.batcher]  # fmt: skip
 
     def _restarts(self) -> list[tuple[list[str], float]]:
         return [([e.info.model, str(e.info.version)], e.runtime.restarts) for e in self.loaded()
