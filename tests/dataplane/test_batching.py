@@ -316,3 +316,34 @@ def test_balancing_leaves_sustained_load_and_waits_alone() -> None:
     pool = Batcher(FakeModel().predict, max_batch_size=64, max_wait_ms=0, parallel=2)
     pool._avg_s, pool.stats.last_batch_rows = 1.0, 1
     assert pool._balanced_limit(63) == 64  # several slots already overlap
+
+
+def test_a_fast_model_timed_slow_in_threads_is_probed_back_inline() -> None:
+    """Timings taken in a thread include the wait for the GIL; a fast model must not stay threaded
+    because of them: every PROBE_EVERY-th threaded call of a cheap-looking model runs inline."""
+    import time as _time
+
+    from modelhost.dataplane import batching
+
+    threads: list[int] = []
+    loop_thread = threading.get_ident()  # asyncio.run runs the loop on this thread
+
+    def predict(inputs, outputs):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        if threading.get_ident() != loop_thread:
+            _time.sleep(0.005)  # in a thread: as if waiting 5 ms for the GIL on return
+        return {"y": inputs["x"] * 2}
+
+    async def main() -> int:
+        batcher = Batcher(predict, max_batch_size=8, max_wait_ms=0, inline_below_s=0.001)
+        for i in range(batching.PROBE_EVERY + 4):
+            assert (await batcher.submit({"x": np.full((1, 1), float(i))}, ["y"]))["y"].tolist() == [
+                [2.0 * i]
+            ]
+        await batcher.close()
+        return threading.get_ident()
+
+    assert asyncio.run(main()) == loop_thread
+    first_inline = next(i for i, t in enumerate(threads) if t == loop_thread)
+    assert first_inline == batching.PROBE_EVERY - 1  # threaded until the probe...
+    assert all(t == loop_thread for t in threads[first_inline:])  # ...which measured it fast: inline since

@@ -27,6 +27,11 @@ from modelhost.runtimes.base import PARAMETERS_INPUT
 
 log = logging.getLogger(__name__)
 
+# A threaded model that may be fast after all is timed inline once every PROBE_EVERY threaded calls,
+# if its threaded timings are under PROBE_BELOW x the inline threshold (a probe blocks the loop that long).
+PROBE_EVERY = 32
+PROBE_BELOW = 20
+
 PredictFn = Callable[[dict[str, np.ndarray], Sequence[str]], dict[str, np.ndarray]]
 
 
@@ -88,6 +93,7 @@ class Batcher:
         # mean would take for model cost and send a 30 µs model through a thread.
         self.inline_below_s = inline_below_s
         self._recent: deque[float] = deque(maxlen=16)
+        self._threaded = 0  # calls sent to a thread; every PROBE_EVERY-th may run inline (``_inline``)
         self._avg_s = float("inf")  # the model's cost per call as used for the decision (see above)
         self.max_batch_size = max(1, max_batch_size)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
@@ -194,13 +200,26 @@ class Batcher:
         half = -(-(waiting + self.stats.last_batch_rows) // 2)
         return max(1, min(self.max_batch_size, half))
 
+    def _inline(self) -> bool:
+        """Whether the next call runs on the event loop. A call timed in a thread includes the wait
+        for the GIL when it returns (up to the interpreter's switch interval while the loop is busy),
+        so once a fast model went to threads (its first calls always do) its timings could keep it
+        there. Every ``PROBE_EVERY``-th threaded call of a model that looks cheap enough to try
+        (under ``PROBE_BELOW`` × the threshold) runs inline, where the timing is the model's own."""
+        if self.executor is not None:
+            return False
+        if self._avg_s < self.inline_below_s:
+            return True
+        self._threaded += 1
+        return self._threaded % PROBE_EVERY == 0 and self._avg_s < PROBE_BELOW * self.inline_below_s
+
     async def _call(
         self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None
     ) -> dict[str, np.ndarray]:
         if self.executor is not None:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.executor, self._timed, inputs, outputs, call)
-        if self._avg_s < self.inline_below_s:
+        if self._inline():
             return self._timed(inputs, outputs, call)
         return await anyio.to_thread.run_sync(self._timed, inputs, outputs, call)
 
@@ -264,8 +283,8 @@ class Batcher:
         would start it only after every callback already queued on the event loop (e.g. the previous
         batch's requests being answered), leaving the model idle meanwhile. None when it must go
         through ``_run_group`` (several groups, one request, or a model run on the event loop)."""
-        if len(batch) < 2 or (self.executor is None and self._avg_s < self.inline_below_s):
-            return None
+        if len(batch) < 2 or (self.executor is None and self._avg_s < PROBE_BELOW * self.inline_below_s):
+            return None  # (possibly) predicted on the event loop: ``_run_group`` decides
         key = batch[0].group_key()
         if any(item.group_key() != key for item in batch[1:]):
             return None
