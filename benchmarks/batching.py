@@ -203,6 +203,13 @@ def main() -> None:
     print(f"on / off: {on['rps'] / off['rps']:.2f}x rps (target >= 5x)")
     print(f"on / offline batch-{a.batch} throughput: {on['rps'] / best_offline:.0%} (target >= 80 %)")
     print(f"on / offline at the batch size formed: {on['rps'] / formed_offline:.0%}")
+    # Each round measures the server and the offline loop within a minute of each other: on a shared
+    # machine their per-round ratios vary less than the medians of either.
+    per_round = [(x["rps"] / o[f"batch_{a.batch}_rows_per_s"], x["rps"] / o[f"batch_{max(o['formed'], 1)}_rows_per_s"])
+                 for x, o in zip(results["mlp_on"], offline, strict=False)]  # fmt: skip
+    print("per round, on / offline batch-{} | at the size formed: {}  (medians {:.0%} | {:.0%})".format(
+        a.batch, ", ".join(f"{b:.0%} | {f:.0%}" for b, f in per_round),
+        median([b for b, _ in per_round]), median([f for _, f in per_round])))  # fmt: skip
     (run / "result.json").write_text(json.dumps(
         {"machine": machine(), "model": a.hidden, "offline": offline, "rounds": results, "summary": s}, indent=1))  # fmt: skip
     print(f"\nlogs and result.json in {run}")
