@@ -77,8 +77,9 @@ print(json.dumps(out))
 """
 
 
-def batch_counts(port: int, model: str) -> tuple[float, float, float, float]:
-    """(rows, batches, model busy seconds, wall clock) for ``model`` so far, from the server's metrics."""
+def batch_counts(port: int, model: str) -> tuple[float, float, float, float, float]:
+    """(rows, batches, model busy seconds, wall clock, model thread CPU seconds) for ``model`` so far,
+    from the server's metrics."""
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
@@ -86,13 +87,21 @@ def batch_counts(port: int, model: str) -> tuple[float, float, float, float]:
         "modelhost_batch_size_sum{": 0.0,
         "modelhost_batch_size_count{": 0.0,
         "modelhost_model_busy_seconds{": 0.0,
+        "modelhost_model_busy_cpu_seconds{": 0.0,
     }
     for line in text.splitlines():
         for prefix in found:
             if line.startswith(prefix) and f'model="{model}"' in line:
                 found[prefix] += float(line.rsplit(" ", 1)[1])
-    rows, batches, busy = found.values()
-    return rows, batches, busy, time.perf_counter()
+    rows, batches, busy, busy_cpu = found.values()
+    return rows, batches, busy, time.perf_counter(), busy_cpu
+
+
+def process_cpu(server: Server) -> float:
+    """CPU seconds (user + system) used so far by the server process and its threads."""
+    assert server.proc is not None
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -160,7 +169,7 @@ def main() -> None:
                         + " rows/s", flush=True)  # fmt: skip
                     continue
                 server.ensure_alive(run)
-                before = batch_counts(port, name)
+                before, cpu_before = batch_counts(port, name), process_cpu(server)
                 res = load(
                     url.format(name),
                     body,
@@ -170,18 +179,31 @@ def main() -> None:
                     warmup=a.warmup,
                     tool=a.loadgen,
                 )
-                after = batch_counts(port, name)
+                after, cpu_after = batch_counts(port, name), process_cpu(server)
                 batches = after[1] - before[1]
                 res["rows_per_batch"] = (after[0] - before[0]) / batches if batches else 0.0
                 res["model_busy"] = (after[2] - before[2]) / (after[3] - before[3])
+                # the server's CPU per request besides the model (event loop, HTTP, our code), over the
+                # requests answered between the two readings (wrk's warm-up run included)
+                answered = res["rps"] * (after[3] - before[3])
+                res["cpu_us_per_request_besides_model"] = (
+                    (cpu_after - cpu_before - (after[4] - before[4])) / answered * 1e6 if answered else 0.0
+                )
+                # the model thread's CPU while predicting over its wall time: < 100 % = waiting for a core
+                busy_wall = after[2] - before[2]
+                res["model_cpu_share"] = (after[4] - before[4]) / busy_wall if busy_wall else 0.0
                 results[name].append(res)
                 print(f"round {r + 1} {name:8s} {res['rps']:7.0f} rps  p50 {res['p50_ms']:7.2f} ms  "
                       f"p99 {res['p99_ms']:7.2f} ms  errors {res['errors']}  "
                       f"rows/batch {res['rows_per_batch']:.1f}"
-                      + (f"  model busy {res['model_busy']:.0%}" if name == "mlp_on" else ""), flush=True)  # fmt: skip
+                      + (f"  model busy {res['model_busy']:.0%} (on a core {res['model_cpu_share']:.0%} of it), "
+                         f"server CPU besides the model {res['cpu_us_per_request_besides_model']:.0f} us/request"
+                         if name == "mlp_on" else ""),
+                      flush=True)  # fmt: skip
                 time.sleep(0.5)
 
-    s = {n: {k: median([x[k] for x in rs]) for k in ("rps", "p50_ms", "p99_ms", "rows_per_batch", "model_busy")}
+    s = {n: {k: median([x[k] for x in rs]) for k in ("rps", "p50_ms", "p99_ms", "rows_per_batch", "model_busy",
+                                                      "cpu_us_per_request_besides_model", "model_cpu_share")}
          for n, rs in results.items()}  # fmt: skip
     off, on = s["mlp_off"], s["mlp_on"]
     best_offline = median([o[f"batch_{a.batch}_rows_per_s"] for o in offline])
@@ -199,7 +221,9 @@ def main() -> None:
           f" (the model's own batching gain: {best_offline / single_offline:.1f}x)")  # fmt: skip
     print(f"rows per executed batch (batching on), median over rounds: {on['rows_per_batch']:.1f}; "
           f"offline at that size (median over rounds, size {formed:g}): {formed_offline:.0f} rows/s")  # fmt: skip
-    print(f"model busy with batching on (share of wall time in predict): {on['model_busy']:.0%}")
+    print(f"model busy with batching on (share of wall time in predict): {on['model_busy']:.0%}, of which on a "
+          f"core {on['model_cpu_share']:.0%}; server CPU per request besides the model: "
+          f"{on['cpu_us_per_request_besides_model']:.0f} us")  # fmt: skip
     print(f"on / off: {on['rps'] / off['rps']:.2f}x rps (target >= 5x)")
     print(f"on / offline batch-{a.batch} throughput: {on['rps'] / best_offline:.0%} (target >= 80 %)")
     print(f"on / offline at the batch size formed: {on['rps'] / formed_offline:.0%}")

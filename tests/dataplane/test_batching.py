@@ -296,6 +296,7 @@ def _closed_loop(balance: bool, clients: int = 16, rounds: int = 12) -> tuple[li
 def test_balanced_batches_keep_closed_loop_clients_out_of_lone_calls() -> None:
     calls, batcher = _closed_loop(balance=True)
     assert sum(calls) == 16 * 12 and batcher.stats.busy_seconds >= 0.01 * len(calls)
+    assert 0 <= batcher.stats.busy_cpu_seconds < batcher.stats.busy_seconds  # the fake model sleeps
     steady = calls[4:-4]  # after the start, before the clients run out
     assert steady and all(4 <= n <= 12 for n in steady), calls
     unbalanced, _ = _closed_loop(balance=False)  # without: lone calls alternate with batches of 15

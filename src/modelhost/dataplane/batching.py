@@ -63,6 +63,7 @@ class BatchStats:
     last_batch_rows: int = 0
     isolated_failures: int = 0
     busy_seconds: float = 0.0  # time spent in the model's predict (utilisation = its growth / wall time)
+    busy_cpu_seconds: float = 0.0  # CPU time of the calling thread meanwhile (< busy_seconds: CPU-starved)
 
 
 class Batcher:
@@ -173,12 +174,13 @@ class Batcher:
     def _timed(
         self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None = None
     ) -> dict[str, np.ndarray]:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             result = (call or self.predict)(inputs, outputs)
         finally:
             took = time.perf_counter() - started
             self.stats.busy_seconds += took
+            self.stats.busy_cpu_seconds += time.thread_time() - cpu
         # Only successful calls count: a call refused at once (bad input) says nothing about the model's
         # cost, and would make a slow model look fast enough to block the event loop.
         self._recent.append(took)

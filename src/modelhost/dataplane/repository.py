@@ -89,6 +89,9 @@ class ModelRepository:
         self.metrics.add_callback("modelhost_model_busy_seconds", "Seconds a batched model version has spent "
                                   "predicting since it was loaded (its growth over wall time is the model's "
                                   "utilisation).", ["model", "version"], self._busy)  # fmt: skip
+        self.metrics.add_callback("modelhost_model_busy_cpu_seconds", "CPU seconds of the thread calling a "
+                                  "batched model's predict (below modelhost_model_busy_seconds when the model "
+                                  "waits for a core).", ["model", "version"], self._busy_cpu)  # fmt: skip
         self.metrics.add_callback("modelhost_inflight_requests", "Requests being served.", ["model", "version"],
                                   lambda: [([e.info.model, str(e.info.version)], e.inflight) for e in self.loaded()])  # fmt: skip
         self.metrics.add_callback("modelhost_worker_restarts", "Worker process restarts of a loaded version.",
@@ -131,6 +134,10 @@ class ModelRepository:
 
     def _busy(self) -> list[tuple[list[str], float]]:
         return [([e.info.model, str(e.info.version)], e.batcher.stats.busy_seconds)
+                for e in self.loaded() if e.batcher]  # fmt: skip
+
+    def _busy_cpu(self) -> list[tuple[list[str], float]]:
+        return [([e.info.model, str(e.info.version)], e.batcher.stats.busy_cpu_seconds)
                 for e in self.loaded() if e.batcher]  # fmt: skip
 
     def _restarts(self) -> list[tuple[list[str], float]]:
