@@ -134,7 +134,7 @@ def main() -> None:
         subprocess.run([mh, "deployments", "set", name, "--max-batch-size", str(size), "--max-wait-ms",
                         str(wait)], check=True, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load generator {a.loadgen}, {a.clients} clients")
     print(f"model: sklearn MLPClassifier 64->{a.hidden.replace(',', '->')}->10 on digits, ONNX "
           f"({onnx_path.stat().st_size / 1e6:.1f} MB, train accuracy {info['train_accuracy']:.3f})")  # fmt: skip
     port = free_port()
