@@ -23,7 +23,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MODELHOST_BIN, Server, ensure_venvs, free_port, load, machine, median, run_dir, running
+from common import (
+    MODELHOST_BIN,
+    Server,
+    default_loadgen,
+    ensure_venvs,
+    free_port,
+    load,
+    machine,
+    median,
+    run_dir,
+    running,
+)
 
 MAKE_MODEL = """
 import sys, warnings, json
@@ -54,7 +65,7 @@ rt = OnnxRuntime(path, sig, settings)
 rt.load()
 name, outs = sig.inputs[0].name, [o.name for o in sig.outputs]
 out = {}
-for batch in (1, int(sys.argv[2])):
+for batch in sorted({int(b) for b in sys.argv[2].split(",")}):
     x = {name: np.random.default_rng(0).random((batch, 64), dtype=np.float32)}
     rt.predict(x, outs)
     rows, t0 = 0, time.perf_counter()
@@ -66,17 +77,31 @@ print(json.dumps(out))
 """
 
 
-def batch_counts(port: int, model: str) -> tuple[float, float]:
-    """(rows, batches) executed so far for ``model``, from the server's Prometheus histogram."""
+def batch_counts(port: int, model: str) -> tuple[float, float, float, float, float]:
+    """(rows, batches, model busy seconds, wall clock, model thread CPU seconds) for ``model`` so far,
+    from the server's metrics."""
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    found = {"sum": 0.0, "count": 0.0}
+    found = {
+        "modelhost_batch_size_sum{": 0.0,
+        "modelhost_batch_size_count{": 0.0,
+        "modelhost_model_busy_seconds{": 0.0,
+        "modelhost_model_busy_cpu_seconds{": 0.0,
+    }
     for line in text.splitlines():
-        for part in found:
-            if line.startswith(f"modelhost_batch_size_{part}{{") and f'model="{model}"' in line:
-                found[part] += float(line.rsplit(" ", 1)[1])
-    return found["sum"], found["count"]
+        for prefix in found:
+            if line.startswith(prefix) and f'model="{model}"' in line:
+                found[prefix] += float(line.rsplit(" ", 1)[1])
+    rows, batches, busy, busy_cpu = found.values()
+    return rows, batches, busy, time.perf_counter(), busy_cpu
+
+
+def process_cpu(server: Server) -> float:
+    """CPU seconds (user + system) used so far by the server process and its threads."""
+    assert server.proc is not None
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -89,6 +114,8 @@ def main() -> None:
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="max wait when batching is on")
     p.add_argument("--hidden", default="4096,4096", help="hidden layer sizes of the MLP")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--loadgen", choices=["wrk", "python"], default=default_loadgen(),
+                   help="load generator: wrk (C, apt install wrk) or loadgen.py (aiohttp)")  # fmt: skip
     a = p.parse_args()
     if ensure_venvs(["loadgen"]):
         sys.exit("the load generator venv could not be installed; see benchmarks/setup_peers.sh")
@@ -107,7 +134,7 @@ def main() -> None:
         subprocess.run([mh, "deployments", "set", name, "--max-batch-size", str(size), "--max-wait-ms",
                         str(wait)], check=True, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load generator {a.loadgen}, {a.clients} clients")
     print(f"model: sklearn MLPClassifier 64->{a.hidden.replace(',', '->')}->10 on digits, ONNX "
           f"({onnx_path.stat().st_size / 1e6:.1f} MB, train accuracy {info['train_accuracy']:.3f})")  # fmt: skip
     port = free_port()
@@ -125,30 +152,64 @@ def main() -> None:
             order = ("mlp_off", "mlp_on", "offline")
             for name in order[r % 3 :] + order[: r % 3]:
                 if name == "offline":
+                    # at batch 1, at the batch size the server formed in its latest round, and at --batch
+                    formed = (
+                        round(results["mlp_on"][-1]["rows_per_batch"])
+                        if results["mlp_on"]
+                        else a.clients // 2
+                    )
+                    sizes = f"1,{max(formed, 1)},{a.batch}"
                     off_res = json.loads(subprocess.run(
-                        [py, "-c", OFFLINE, str(onnx_path), str(a.batch), str(a.seconds)],
+                        [py, "-c", OFFLINE, str(onnx_path), sizes, str(a.seconds / 2)],
                         check=True, capture_output=True, text=True).stdout)  # fmt: skip
+                    off_res["formed"] = formed
                     offline.append(off_res)
-                    print(f"round {r + 1} offline  batch 1 {off_res['batch_1_rows_per_s']:7.0f} rows/s, "
-                          f"batch {a.batch} {off_res[f'batch_{a.batch}_rows_per_s']:7.0f} rows/s", flush=True)  # fmt: skip
+                    print(f"round {r + 1} offline  " + ", ".join(
+                        f"batch {k.split('_')[1]} {v:7.0f}" for k, v in off_res.items() if k.startswith("batch_"))
+                        + " rows/s", flush=True)  # fmt: skip
                     continue
                 server.ensure_alive(run)
-                before = batch_counts(port, name)
-                res = load(url.format(name), body, run, clients=a.clients, seconds=a.seconds, warmup=a.warmup)
-                after = batch_counts(port, name)
+                before, cpu_before = batch_counts(port, name), process_cpu(server)
+                res = load(
+                    url.format(name),
+                    body,
+                    run,
+                    clients=a.clients,
+                    seconds=a.seconds,
+                    warmup=a.warmup,
+                    tool=a.loadgen,
+                )
+                after, cpu_after = batch_counts(port, name), process_cpu(server)
                 batches = after[1] - before[1]
                 res["rows_per_batch"] = (after[0] - before[0]) / batches if batches else 0.0
+                res["model_busy"] = (after[2] - before[2]) / (after[3] - before[3])
+                # the server's CPU per request besides the model (event loop, HTTP, our code), over the
+                # requests answered between the two readings (wrk's warm-up run included)
+                answered = res["rps"] * (after[3] - before[3])
+                res["cpu_us_per_request_besides_model"] = (
+                    (cpu_after - cpu_before - (after[4] - before[4])) / answered * 1e6 if answered else 0.0
+                )
+                # the model thread's CPU while predicting over its wall time: < 100 % = waiting for a core
+                busy_wall = after[2] - before[2]
+                res["model_cpu_share"] = (after[4] - before[4]) / busy_wall if busy_wall else 0.0
                 results[name].append(res)
                 print(f"round {r + 1} {name:8s} {res['rps']:7.0f} rps  p50 {res['p50_ms']:7.2f} ms  "
                       f"p99 {res['p99_ms']:7.2f} ms  errors {res['errors']}  "
-                      f"rows/batch {res['rows_per_batch']:.1f}", flush=True)  # fmt: skip
+                      f"rows/batch {res['rows_per_batch']:.1f}"
+                      + (f"  model busy {res['model_busy']:.0%} (on a core {res['model_cpu_share']:.0%} of it), "
+                         f"server CPU besides the model {res['cpu_us_per_request_besides_model']:.0f} us/request"
+                         if name == "mlp_on" else ""),
+                      flush=True)  # fmt: skip
                 time.sleep(0.5)
 
-    s = {n: {k: median([x[k] for x in rs]) for k in ("rps", "p50_ms", "p99_ms", "rows_per_batch")}
+    s = {n: {k: median([x[k] for x in rs]) for k in ("rps", "p50_ms", "p99_ms", "rows_per_batch", "model_busy",
+                                                      "cpu_us_per_request_besides_model", "model_cpu_share")}
          for n, rs in results.items()}  # fmt: skip
     off, on = s["mlp_off"], s["mlp_on"]
     best_offline = median([o[f"batch_{a.batch}_rows_per_s"] for o in offline])
     single_offline = median([o["batch_1_rows_per_s"] for o in offline])
+    formed_offline = median([o[f"batch_{max(o['formed'], 1)}_rows_per_s"] for o in offline])
+    formed = median([o["formed"] for o in offline])
     print(f"\nmedians over {a.rounds} rounds, {a.clients} concurrent single-row clients")
     print(
         f"batching off (max batch 1):  {off['rps']:7.0f} rps  p50 {off['p50_ms']:.2f} ms  p99 {off['p99_ms']:.2f} ms"
@@ -158,9 +219,21 @@ def main() -> None:
     )
     print(f"offline in-process:          {single_offline:7.0f} rows/s at batch 1, {best_offline:.0f} rows/s at batch {a.batch}"
           f" (the model's own batching gain: {best_offline / single_offline:.1f}x)")  # fmt: skip
-    print(f"rows per executed batch (batching on), median over rounds: {on['rows_per_batch']:.1f}")
+    print(f"rows per executed batch (batching on), median over rounds: {on['rows_per_batch']:.1f}; "
+          f"offline at that size (median over rounds, size {formed:g}): {formed_offline:.0f} rows/s")  # fmt: skip
+    print(f"model busy with batching on (share of wall time in predict): {on['model_busy']:.0%}, of which on a "
+          f"core {on['model_cpu_share']:.0%}; server CPU per request besides the model: "
+          f"{on['cpu_us_per_request_besides_model']:.0f} us")  # fmt: skip
     print(f"on / off: {on['rps'] / off['rps']:.2f}x rps (target >= 5x)")
     print(f"on / offline batch-{a.batch} throughput: {on['rps'] / best_offline:.0%} (target >= 80 %)")
+    print(f"on / offline at the batch size formed: {on['rps'] / formed_offline:.0%}")
+    # Each round measures the server and the offline loop within a minute of each other: on a shared
+    # machine their per-round ratios vary less than the medians of either.
+    per_round = [(x["rps"] / o[f"batch_{a.batch}_rows_per_s"], x["rps"] / o[f"batch_{max(o['formed'], 1)}_rows_per_s"])
+                 for x, o in zip(results["mlp_on"], offline, strict=False)]  # fmt: skip
+    print("per round, on / offline batch-{} | at the size formed: {}  (medians {:.0%} | {:.0%})".format(
+        a.batch, ", ".join(f"{b:.0%} | {f:.0%}" for b, f in per_round),
+        median([b for b, _ in per_round]), median([f for _, f in per_round])))  # fmt: skip
     (run / "result.json").write_text(json.dumps(
         {"machine": machine(), "model": a.hidden, "offline": offline, "rounds": results, "summary": s}, indent=1))  # fmt: skip
     print(f"\nlogs and result.json in {run}")

@@ -27,6 +27,7 @@ from common import (
     HERE,
     MODELHOST_BIN,
     Server,
+    default_loadgen,
     ensure_venvs,
     load,
     machine,
@@ -89,7 +90,9 @@ def mlserver_dir(run: Path, onnx_path: Path) -> Path:
     return root
 
 
-def servers(run: Path, onnx_path: Path, mh_env: dict[str, str], only: set[str] | None) -> list[Server]:
+def servers(
+    run: Path, onnx_path: Path, mh_env: dict[str, str], only: set[str] | None, base_src: str | None = None
+) -> list[Server]:
     from common import free_port
 
     peers_dir = HERE / "peers"
@@ -109,6 +112,10 @@ def servers(run: Path, onnx_path: Path, mh_env: dict[str, str], only: set[str] |
         "mh-route", [str(MODELHOST_BIN / "modelhost"), "serve", "--port", str(p)],
         f"http://127.0.0.1:{p}/v2/models/iris/infer", OIP_BODY,
         env={**mh_env, "MODELHOST_INFER_FAST_PATH": "false"}))  # fmt: skip
+    if base_src:  # the same CLI running another source tree (e.g. main's src/), for an A/B in one run
+        add("mh-base", lambda p: Server(
+            "mh-base", [str(MODELHOST_BIN / "modelhost"), "serve", "--port", str(p)],
+            f"http://127.0.0.1:{p}/v2/models/iris/infer", OIP_BODY, env={**mh_env, "PYTHONPATH": base_src}))  # fmt: skip
     for variant, fixes in (("mh-what-if", ["async_deps", "inline_predict"]), ("mh-deps", ["async_deps"]),
                            ("mh-inline", ["inline_predict"])):  # fmt: skip
         add(variant, lambda p, v=variant, f=fixes: Server(
@@ -145,6 +152,11 @@ def main() -> None:
         "--only",
         help="comma-separated subset of modelhost,mh-route,mh-what-if,mh-deps,mh-inline,fastapi,litserve,bentoml,mlserver",
     )
+    p.add_argument("--loadgen", choices=["wrk", "python"], default=default_loadgen(),
+                   help="load generator for every server: wrk (C, apt install wrk) or loadgen.py (aiohttp)")  # fmt: skip
+    p.add_argument(
+        "--base-src", help="also run modelhost from this src/ directory as mh-base (A/B in one run)"
+    )
     a = p.parse_args()
     only = set(a.only.split(",")) if a.only else None
     if only is None:
@@ -157,7 +169,9 @@ def main() -> None:
         sys.exit("the load generator venv could not be installed; see benchmarks/setup_peers.sh")
     run = run_dir("serving")
     onnx_path, mh_env = prepare_model(run)
-    all_servers = [s for s in servers(run, onnx_path, mh_env, only) if s.name not in broken]
+    if a.base_src:
+        only.add("mh-base")
+    all_servers = [s for s in servers(run, onnx_path, mh_env, only, a.base_src) if s.name not in broken]
     for b in broken:
         print(f"!! {b}: venv could not be installed, skipped", file=sys.stderr)
 
@@ -168,14 +182,17 @@ def main() -> None:
         "mlserver": pip_version("mlserver", "mlserver"),
     }
     print(f"machine: {machine()}")
-    print(f"peers: {versions}; {a.clients} clients, {a.rounds} rounds x {a.seconds:g} s per server")
+    print(f"peers: {versions}; {a.clients} clients, {a.rounds} rounds x {a.seconds:g} s per server, "
+          f"load generator {a.loadgen}")  # fmt: skip
     results: dict[str, list[dict]] = {}
     with running(all_servers, run) as up:
         for r in range(a.rounds):
             order = up[r % len(up) :] + up[: r % len(up)]
             for s in order:
                 restarted = s.ensure_alive(run)
-                res = load(s.url, s.body, run, clients=a.clients, seconds=a.seconds, warmup=a.warmup)
+                res = load(
+                    s.url, s.body, run, clients=a.clients, seconds=a.seconds, warmup=a.warmup, tool=a.loadgen
+                )
                 res["restarted_before"] = restarted
                 if s.proc is not None and s.proc.poll() is not None:
                     res["died"] = True  # not counted in the medians; the next round restarts it
@@ -202,7 +219,9 @@ def main() -> None:
     mh = summary.get("modelhost")
     for name, s in summary.items():
         ratio = f"{mh['rps'] / s['rps']:.2f}x" if mh and name != "modelhost" and s["rps"] else ""
-        if name == "mh-route":
+        if name == "mh-base":
+            ratio = f"(modelhost from {a.base_src}: new/base {mh['rps'] / s['rps']:.2f}x)" if mh else ""
+        elif name == "mh-route":
             ratio = (
                 f"(modelhost with MODELHOST_INFER_FAST_PATH=false: {mh['rps'] / s['rps']:.2f}x)" if mh else ""
             )
@@ -229,7 +248,14 @@ def main() -> None:
             print(f"vs bare FastAPI: {mh['rps'] / summary['fastapi']['rps']:.2f}x rps (target >= 0.8x)")
     (run / "result.json").write_text(
         json.dumps(
-            {"machine": machine(), "versions": versions, "rounds": results, "summary": summary}, indent=1
+            {
+                "machine": machine(),
+                "loadgen": a.loadgen,
+                "versions": versions,
+                "rounds": results,
+                "summary": summary,
+            },
+            indent=1,
         )
     )
     print(f"\nlogs and result.json in {run}")

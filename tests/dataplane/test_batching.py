@@ -270,3 +270,81 @@ def test_settle_stops_when_nothing_arrives() -> None:
 
     y, took = asyncio.run(run())
     assert y.tolist() == [[2.0]] and took < 5.0
+
+
+def _closed_loop(balance: bool, clients: int = 16, rounds: int = 12) -> tuple[list[int], Batcher]:
+    """CLIENTS clients each sending ROUNDS single-row requests back to back, against a model that
+    takes 10 ms per call in a thread; the row counts of the model's calls, in order."""
+    model = FakeModel(delay=0.01)
+    batcher = Batcher(model.predict, max_batch_size=clients, max_wait_ms=0, balance=balance)
+
+    async def client(i: int) -> None:
+        for j in range(rounds):
+            x = np.array([[float(i), float(j)]])
+            out = await batcher.submit({"x": x}, ["y"])
+            assert out["y"].tolist() == (x * 2).tolist()  # each request gets its own row back
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        await batcher.close()
+
+    asyncio.run(main())
+    return model.calls, batcher
+
+
+def test_balanced_batches_keep_closed_loop_clients_out_of_lone_calls() -> None:
+    calls, batcher = _closed_loop(balance=True)
+    assert sum(calls) == 16 * 12 and batcher.stats.busy_seconds >= 0.01 * len(calls)
+    assert 0 <= batcher.stats.busy_cpu_seconds < batcher.stats.busy_seconds  # the fake model sleeps
+    steady = calls[4:-4]  # after the start, before the clients run out
+    assert steady and all(4 <= n <= 12 for n in steady), calls
+    unbalanced, _ = _closed_loop(balance=False)  # without: lone calls alternate with batches of 15
+    assert sum(unbalanced) == 16 * 12 and unbalanced[4:-4].count(1) >= 3, unbalanced
+
+
+def test_balancing_leaves_sustained_load_and_waits_alone() -> None:
+    b = Batcher(FakeModel().predict, max_batch_size=64, max_wait_ms=0)
+    b._avg_s = 1.0  # a model run in a thread
+    b.stats.last_batch_rows = 1
+    assert b._balanced_limit(63) == 32  # 63 waiting, 1 coming back: the larger half of 64
+    b.stats.last_batch_rows = 64
+    assert b._balanced_limit(63) == 64  # the queue no longer than what comes back: take it all
+    assert b._balanced_limit(3) == 64  # too few to split
+    waits = Batcher(FakeModel().predict, max_batch_size=64, max_wait_ms=2)
+    waits._avg_s, waits.stats.last_batch_rows = 1.0, 1
+    assert waits._balanced_limit(63) == 64  # a configured wait decides batch sizes itself
+    pool = Batcher(FakeModel().predict, max_batch_size=64, max_wait_ms=0, parallel=2)
+    pool._avg_s, pool.stats.last_batch_rows = 1.0, 1
+    assert pool._balanced_limit(63) == 64  # several slots already overlap
+
+
+def test_a_fast_model_timed_slow_in_threads_is_probed_back_inline() -> None:
+    """Timings taken in a thread include the wait for the GIL; a fast model must not stay threaded
+    because of them: every PROBE_EVERY-th threaded call of a cheap-looking model runs inline."""
+    import time as _time
+
+    from modelhost.dataplane import batching
+
+    threads: list[int] = []
+    loop_thread = threading.get_ident()  # asyncio.run runs the loop on this thread
+
+    def predict(inputs, outputs):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        if threading.get_ident() != loop_thread:
+            _time.sleep(0.005)  # in a thread: as if waiting 5 ms for the GIL on return
+        return {"y": inputs["x"] * 2}
+
+    async def main() -> int:
+        batcher = Batcher(predict, max_batch_size=8, max_wait_ms=0, inline_below_s=0.001)
+        for i in range(batching.PROBE_EVERY + 4):
+            assert (await batcher.submit({"x": np.full((1, 1), float(i))}, ["y"]))["y"].tolist() == [
+                [2.0 * i]
+            ]
+        await batcher.close()
+        return threading.get_ident()
+
+    assert asyncio.run(main()) == loop_thread
+    first_inline = next(i for i, t in enumerate(threads) if t == loop_thread)
+    assert first_inline == batching.PROBE_EVERY - 1  # threaded until the probe...
+    assert all(t == loop_thread for t in threads[first_inline:])  # ...which measured it fast: inline since

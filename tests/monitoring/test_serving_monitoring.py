@@ -174,3 +174,18 @@ def test_opentelemetry_spans_when_enabled(settings: Settings, iris_registry: Reg
     assert span.attributes["http.response.status_code"] == 200
     assert span.attributes["modelhost.request_id"] == "trace-me"
     assert spans["POST /v2/models/nope/infer"].attributes["http.response.status_code"] == 404
+
+
+def test_metric_children_are_cached_and_recorded() -> None:
+    from modelhost.monitoring.metrics import Metrics
+
+    m = Metrics()
+    first = m.child(m.requests, "iris", "1", "rest", "200")
+    assert m.child(m.requests, "iris", "1", "rest", "200") is first
+    assert m.child(m.requests, "iris", "2", "rest", "200") is not first
+    first.inc()
+    m.child(m.requests, "iris", "1", "rest", "200").inc()
+    m.child(m.latency, "iris", "1", "rest").observe(0.002)
+    text = m.render().decode()
+    assert 'modelhost_requests_total{model="iris",protocol="rest",status="200",version="1"} 2.0' in text
+    assert 'modelhost_request_duration_seconds_count{model="iris",protocol="rest",version="1"} 1.0' in text

@@ -158,3 +158,41 @@ def test_revoked_key_is_refused_on_the_very_next_request(public: tuple[TestClien
     )
     r = c.post("/v2/models/iris/infer", json=ROW, headers=h)
     assert r.status_code == 401 and "revoked" in r.json()["error"]
+
+
+def test_streamed_body_over_the_limit_is_413_on_both_paths(public: tuple[TestClient, KeyService]) -> None:
+    c, keys = public
+    _, raw = keys.create("svc", ["infer"])
+
+    def chunks() -> Iterator[bytes]:  # no content-length: the limit applies while the body streams in
+        yield b"x" * 3000
+        yield b"x" * 3000
+
+    h = {"Authorization": f"Bearer {raw}"}
+    fast = c.post("/v2/models/iris/infer", content=chunks(), headers=h)
+    app: Any = c.app
+    app.dependency_overrides[object] = object
+    try:
+        slow = c.post("/v2/models/iris/infer", content=chunks(), headers=h)
+    finally:
+        app.dependency_overrides.clear()
+    assert fast.status_code == slow.status_code == 413
+    assert fast.json() == slow.json() and "MODELHOST_MAX_BODY_BYTES" in fast.json()["error"]
+
+
+def test_request_ids_and_access_log_alike_on_both_paths(
+    settings: Settings, iris_registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = settings.model_copy(update={"access_log": True})
+    with TestClient(create_app(s, registry=iris_registry)) as c, caplog.at_level("INFO", "modelhost.access"):
+        fast, slow = _both(c, "/v2/models/iris/infer", json=ROW)
+        bad, _ = _both(c, "/v2/models/iris/infer", json=ROW, headers={"x-request-id": "no spaces allowed"})
+        other = c.get("/v2/health/ready", headers={"x-request-id": "ready-1"})
+    ids = [r.headers["x-request-id"] for r in (fast, slow, bad)]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids) and len(set(ids)) == 3
+    assert other.headers["x-request-id"] == "ready-1"
+    records = [
+        (r.getMessage(), getattr(r, "status", None)) for r in caplog.records if r.name == "modelhost.access"
+    ]
+    assert records[:2] == [("POST /v2/models/iris/infer 200", 200)] * 2
+    assert ("GET /v2/health/ready 200", 200) in records

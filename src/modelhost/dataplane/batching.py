@@ -2,7 +2,8 @@
 
 Requests queue; a batch closes when it holds ``max_batch_size`` rows or ``max_wait_ms`` has passed since
 its first request (0 = take whatever queued while the model was busy, plus what is still arriving:
-up to ``settle_ticks`` event-loop turns, ending after two turns that bring nothing). Up to
+up to ``settle_ticks`` event-loop turns, ending after two turns that bring nothing; with one model
+slot, balanced so the model never idles while a whole batch is answered: ``_balanced_limit``). Up to
 ``parallel`` batches run at once (one per worker process). Rows are scattered back to their requests,
 and a batch that fails is re-run request by request, so one bad row fails only its own request.
 """
@@ -25,6 +26,11 @@ from modelhost.errors import ModelhostError, ModelNotReady
 from modelhost.runtimes.base import PARAMETERS_INPUT
 
 log = logging.getLogger(__name__)
+
+# A threaded model that may be fast after all is timed inline once every PROBE_EVERY threaded calls,
+# if its threaded timings are under PROBE_BELOW x the inline threshold (a probe blocks the loop that long).
+PROBE_EVERY = 32
+PROBE_BELOW = 20
 
 PredictFn = Callable[[dict[str, np.ndarray], Sequence[str]], dict[str, np.ndarray]]
 
@@ -56,6 +62,8 @@ class BatchStats:
     queue_seconds: float = 0.0
     last_batch_rows: int = 0
     isolated_failures: int = 0
+    busy_seconds: float = 0.0  # time spent in the model's predict (utilisation = its growth / wall time)
+    busy_cpu_seconds: float = 0.0  # CPU time of the calling thread meanwhile (< busy_seconds: CPU-starved)
 
 
 class Batcher:
@@ -70,6 +78,7 @@ class Batcher:
         inline_below_s: float = 0.0,
         settle_ticks: int = 0,
         executor: Executor | None = None,
+        balance: bool = True,
     ) -> None:
         self.predict = predict
         # A model confined to one thread (``Runtime.single_thread``) runs its batches on that thread.
@@ -85,6 +94,7 @@ class Batcher:
         # mean would take for model cost and send a 30 µs model through a thread.
         self.inline_below_s = inline_below_s
         self._recent: deque[float] = deque(maxlen=16)
+        self._threaded = 0  # calls sent to a thread; every PROBE_EVERY-th may run inline (``_inline``)
         self._avg_s = float("inf")  # the model's cost per call as used for the decision (see above)
         self.max_batch_size = max(1, max_batch_size)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
@@ -92,6 +102,7 @@ class Batcher:
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max(1, parallel))
+        self.balance = balance and parallel <= 1  # see ``_balanced_limit``
         self._running: set[asyncio.Task[None]] = set()
         self._direct = 0  # requests running through the idle fast path (see ``submit``)
         self._collecting = 0  # requests the loop took from the queue and has not started yet
@@ -163,13 +174,46 @@ class Batcher:
     def _timed(
         self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None = None
     ) -> dict[str, np.ndarray]:
-        started = time.perf_counter()
-        result = (call or self.predict)(inputs, outputs)
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            result = (call or self.predict)(inputs, outputs)
+        finally:
+            took = time.perf_counter() - started
+            self.stats.busy_seconds += took
+            self.stats.busy_cpu_seconds += time.thread_time() - cpu
         # Only successful calls count: a call refused at once (bad input) says nothing about the model's
         # cost, and would make a slow model look fast enough to block the event loop.
-        self._recent.append(time.perf_counter() - started)
+        self._recent.append(took)
         self._avg_s = min(self._recent)
         return result
+
+    def _balanced_limit(self, waiting: int) -> int:
+        """Rows the next batch may take. With no wait and one model slot, a batch taking every queued
+        row leaves the model idle while its requests are answered and sent again, and the first to
+        come back then runs alone: busy clients settle into alternating batches of 1 and N-1, the
+        model idle between them. So when more rows wait than the batch just finished had (the rows
+        about to come back), the batch takes only the larger half of both: the rest runs next, while
+        this half is answered, and batches even out into two that alternate with the model kept busy.
+        Under sustained load (the last batch as large as the queue) it takes everything, as before."""
+        if not self.balance or self.max_wait > 0 or self.settle_ticks or waiting < 4:
+            return self.max_batch_size
+        if self.executor is None and self._avg_s < self.inline_below_s:
+            return self.max_batch_size  # predicted on the event loop: nothing would overlap anyway
+        half = -(-(waiting + self.stats.last_batch_rows) // 2)
+        return max(1, min(self.max_batch_size, half))
+
+    def _inline(self) -> bool:
+        """Whether the next call runs on the event loop. A call timed in a thread includes the wait
+        for the GIL when it returns (up to the interpreter's switch interval while the loop is busy),
+        so once a fast model went to threads (its first calls always do) its timings could keep it
+        there. Every ``PROBE_EVERY``-th threaded call of a model that looks cheap enough to try
+        (under ``PROBE_BELOW`` × the threshold) runs inline, where the timing is the model's own."""
+        if self.executor is not None:
+            return False
+        if self._avg_s < self.inline_below_s:
+            return True
+        self._threaded += 1
+        return self._threaded % PROBE_EVERY == 0 and self._avg_s < PROBE_BELOW * self.inline_below_s
 
     async def _call(
         self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None
@@ -177,7 +221,7 @@ class Batcher:
         if self.executor is not None:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.executor, self._timed, inputs, outputs, call)
-        if self._avg_s < self.inline_below_s:
+        if self._inline():
             return self._timed(inputs, outputs, call)
         return await anyio.to_thread.run_sync(self._timed, inputs, outputs, call)
 
@@ -197,7 +241,8 @@ class Batcher:
                 deadline = batch[0].enqueued + self.max_wait
                 settle = self.settle_ticks if self.max_wait == 0 else 0
                 seen, quiet = self._arrivals, 0
-                while rows < self.max_batch_size:
+                limit = self._balanced_limit(rows + self._queue.qsize())
+                while rows < limit:
                     if not self._queue.empty():
                         item = self._queue.get_nowait()
                     else:
@@ -213,7 +258,7 @@ class Batcher:
                         # lose the item it was handed on some Python versions.
                         await asyncio.sleep(min(remaining, 0.0005))
                         continue
-                    if rows + item.rows > self.max_batch_size:
+                    if rows + item.rows > limit:
                         # does not fit: it opens the next batch (the queue is FIFO, so put it first)
                         self._requeue_front(item)
                         break
@@ -223,7 +268,7 @@ class Batcher:
                 self._collecting = 0
                 self._slots.release()
                 raise
-            task = asyncio.create_task(self._run(batch))
+            task = asyncio.create_task(self._run(batch, self._start(batch)))
             self._running.add(task)
             self._collecting = 0
             task.add_done_callback(self._running.discard)
@@ -235,15 +280,49 @@ class Batcher:
         for it in rest:
             self._queue.put_nowait(it)
 
-    async def _run(self, batch: list[_Item]) -> None:
+    def _start(self, batch: list[_Item]) -> asyncio.Future[dict[str, np.ndarray]] | None:
+        """Hand a batch of one group to the model thread at once, from the collecting loop: a task
+        would start it only after every callback already queued on the event loop (e.g. the previous
+        batch's requests being answered), leaving the model idle meanwhile. None when it must go
+        through ``_run_group`` (several groups, one request, or a model run on the event loop)."""
+        if len(batch) < 2 or (self.executor is None and self._avg_s < PROBE_BELOW * self.inline_below_s):
+            return None  # (possibly) predicted on the event loop: ``_run_group`` decides
+        key = batch[0].group_key()
+        if any(item.group_key() != key for item in batch[1:]):
+            return None
+        names = list(batch[0].inputs)
+        inputs = {n: np.concatenate([i.inputs[n] for i in batch], axis=0) for n in names}
+        outputs = list(dict.fromkeys(o for i in batch for o in i.outputs))
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.executor, self._timed, inputs, outputs, batch[0].call)
+
+    async def _run(
+        self, batch: list[_Item], started_call: asyncio.Future[dict[str, np.ndarray]] | None
+    ) -> None:
+        released = False
         try:
             started = time.perf_counter()
-            groups: dict[tuple[object, ...], list[_Item]] = {}
-            for item in batch:
-                if not item.future.cancelled():
-                    groups.setdefault(item.group_key(), []).append(item)
-            for items in groups.values():
-                await self._run_group(items)
+            if started_call is not None:
+                try:
+                    result = await started_call
+                except Exception:
+                    # One bad row must not fail the others: run each request alone to isolate it
+                    # (holding the slot, so no more calls run at once than ``parallel``).
+                    self.stats.isolated_failures += 1
+                    for item in batch:
+                        await self._run_one(item)
+                else:
+                    # Free the slot before answering: the next batch starts while these are answered.
+                    self._slots.release()
+                    released = True
+                    self._scatter(batch, result)
+            else:
+                groups: dict[tuple[object, ...], list[_Item]] = {}
+                for item in batch:
+                    if not item.future.cancelled():
+                        groups.setdefault(item.group_key(), []).append(item)
+                for items in groups.values():
+                    await self._run_group(items)
             rows = sum(i.rows for i in batch)
             queued = sum(started - i.enqueued for i in batch)
             self.stats.batches += 1
@@ -254,7 +333,8 @@ class Batcher:
             if self._on_batch is not None:
                 self._on_batch(rows, len(batch), queued / len(batch))
         finally:
-            self._slots.release()
+            if not released:
+                self._slots.release()
 
     async def _run_group(self, items: list[_Item]) -> None:
         if len(items) == 1:
@@ -271,6 +351,10 @@ class Batcher:
             for item in items:
                 await self._run_one(item)
             return
+        self._scatter(items, result)
+
+    @staticmethod
+    def _scatter(items: list[_Item], result: dict[str, np.ndarray]) -> None:
         start = 0
         for item in items:
             end = start + item.rows

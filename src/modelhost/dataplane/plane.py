@@ -424,9 +424,9 @@ class DataPlane:
             raise
         finally:
             if info is not None:  # unknown models are not labels: clients must not create series
-                labels = (info.model, str(info.version))
-                self.metrics.requests.labels(*labels, protocol, status).inc()
-                self.metrics.latency.labels(*labels, protocol).observe(time.perf_counter() - started)
+                m, version = self.metrics, str(info.version)
+                m.child(m.requests, info.model, version, protocol, status).inc()
+                m.child(m.latency, info.model, version, protocol).observe(time.perf_counter() - started)
         return response
 
     def count_rejected(self, ref: str, version: str | None, protocol: str, status: int) -> None:
@@ -468,7 +468,7 @@ class DataPlane:
             if type(exc).__name__ in ("InvalidArgument", "Fail", "InvalidGraph"):  # onnxruntime input errors
                 raise InvalidInput(f"the model rejected the input: {exc}") from exc
             raise
-        self.metrics.rows.labels(info.model, str(info.version)).inc(rows)
+        self.metrics.child(self.metrics.rows, info.model, str(info.version)).inc(rows)
         self.predlog.maybe_log(info, request.id, inputs, result)
         tensors = []
         for name in outputs:

@@ -86,6 +86,12 @@ class ModelRepository:
                                   self._count_states)  # fmt: skip
         self.metrics.add_callback("modelhost_queue_depth", "Requests waiting for a batch.", ["model", "version"],
                                   self._queue_depths)  # fmt: skip
+        self.metrics.add_callback("modelhost_model_busy_seconds", "Seconds a batched model version has spent "
+                                  "predicting since it was loaded (its growth over wall time is the model's "
+                                  "utilisation).", ["model", "version"], self._busy)  # fmt: skip
+        self.metrics.add_callback("modelhost_model_busy_cpu_seconds", "CPU seconds of the thread calling a "
+                                  "batched model's predict (below modelhost_model_busy_seconds when the model "
+                                  "waits for a core).", ["model", "version"], self._busy_cpu)  # fmt: skip
         self.metrics.add_callback("modelhost_inflight_requests", "Requests being served.", ["model", "version"],
                                   lambda: [([e.info.model, str(e.info.version)], e.inflight) for e in self.loaded()])  # fmt: skip
         self.metrics.add_callback("modelhost_worker_restarts", "Worker process restarts of a loaded version.",
@@ -126,15 +132,23 @@ class ModelRepository:
             ([e.info.model, str(e.info.version)], e.batcher.queue_depth) for e in self.loaded() if e.batcher
         ]
 
+    def _busy(self) -> list[tuple[list[str], float]]:
+        return [([e.info.model, str(e.info.version)], e.batcher.stats.busy_seconds)
+                for e in self.loaded() if e.batcher]  # fmt: skip
+
+    def _busy_cpu(self) -> list[tuple[list[str], float]]:
+        return [([e.info.model, str(e.info.version)], e.batcher.stats.busy_cpu_seconds)
+                for e in self.loaded() if e.batcher]  # fmt: skip
+
     def _restarts(self) -> list[tuple[list[str], float]]:
         return [([e.info.model, str(e.info.version)], e.runtime.restarts) for e in self.loaded()
                 if isinstance(e.runtime, WorkerPool)]  # fmt: skip
 
     def _on_batch(self, info: VersionInfo, rows: int, requests: int, queued: float) -> None:
-        labels = (info.model, str(info.version))
-        self.metrics.batch_size.labels(*labels).observe(rows)
-        self.metrics.batch_requests.labels(*labels).observe(requests)
-        self.metrics.queue_time.labels(*labels).observe(queued)
+        m, version = self.metrics, str(info.version)
+        m.child(m.batch_size, info.model, version).observe(rows)
+        m.child(m.batch_requests, info.model, version).observe(requests)
+        m.child(m.queue_time, info.model, version).observe(queued)
 
     def get(self, key: Key) -> LoadedModel | None:
         return self._models.get(key)
@@ -260,7 +274,8 @@ class ModelRepository:
             if entry.batcher is not None:
                 return await entry.batcher.submit(inputs, outputs, call=call, key=key)
             rows = next(iter(inputs.values())).shape[0] if inputs else 1
-            self.metrics.batch_size.labels(entry.info.model, str(entry.info.version)).observe(rows)
+            m = self.metrics
+            m.child(m.batch_size, entry.info.model, str(entry.info.version)).observe(rows)
             # counted per runtime, so a worker roll unloads the old one only when its calls are done
             entry.busy[id(runtime)] = entry.busy.get(id(runtime), 0) + 1
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -67,7 +68,8 @@ class Meter:
 
     def __init__(self, sessions: Callable[[], Session], clock: Callable[[], datetime] | None = None) -> None:
         self._sessions = sessions
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
+        self._day_number, self._day = -1, ""  # the UTC day of the real clock, formatted once a day
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str, str, str], UsageRecord] = {}
 
@@ -83,7 +85,7 @@ class Meter:
         error: bool = False,
         cost: float = 0.0,
     ) -> None:
-        day = self._clock().strftime("%Y-%m-%d")
+        day = self._today()
         name = model.partition("@")[0]
         with self._lock:
             rec = self._pending.get((key_id, name, version, day))
@@ -95,6 +97,16 @@ class Meter:
             rec.rows += rows
             rec.errors += int(error)
             rec.cost += cost
+
+    def _today(self) -> str:
+        """The UTC day usage is booked under; recorded per request, so formatted once per day."""
+        if self._clock is not None:
+            return self._clock().strftime("%Y-%m-%d")
+        number = int(time.time() // 86400)
+        if number != self._day_number:
+            self._day = datetime.fromtimestamp(number * 86400, UTC).strftime("%Y-%m-%d")
+            self._day_number = number
+        return self._day
 
     def flush(self) -> int:
         """Add pending counters to the database; returns how many buckets were written."""

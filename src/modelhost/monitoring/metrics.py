@@ -8,6 +8,7 @@ ids (never secrets) only after authentication, so a client cannot create series 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -38,6 +39,7 @@ class _Callback(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         mv = ["model", "version"]
         self.requests = Counter("modelhost_requests", "Inference requests by outcome.",
@@ -80,6 +82,16 @@ class Metrics:
         self.graph_step_latency = Histogram("modelhost_graph_step_duration_seconds", "Latency of one step "
                                             "of a model graph.", ["graph", "step", "model", "version"],
                                             buckets=LATENCY_BUCKETS, registry=r)  # fmt: skip
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, cached: the hot path records per request, and ``labels()``
+        takes a lock and builds its key every time. Series are never removed, so a cached child
+        stays the registered one; label values are bounded (see the module docstring)."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def add_callback(self, name: str, doc: str, labels: list[str],
                      read: Callable[[], Iterable[tuple[list[str], float]]]) -> None:  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import Receive, Scope, Send
 
 from modelhost import __version__
 from modelhost.config import Settings
@@ -19,15 +20,13 @@ from modelhost.dataplane.plane import DataPlane
 from modelhost.distributed import make_repository
 from modelhost.gateway.limits import Backend
 from modelhost.gateway.service import Gateway, resolve_auth_mode
-from modelhost.logs import RequestIdMiddleware
 from modelhost.monitoring import tracing
 from modelhost.monitoring.metrics import Metrics
 from modelhost.monitoring.tracing import TracingMiddleware
 from modelhost.registry import Registry
 from modelhost.serving import grpc as grpc_service
+from modelhost.serving.edge import EdgeMiddleware, RequestIds
 from modelhost.serving.errors import install_error_handlers
-from modelhost.serving.limits import BodySizeLimit
-from modelhost.serving.ratelimit_headers import RateLimitHeaders
 from modelhost.serving.rest import admin, console_api, explain, gateway_admin, ops, tasks, v2
 from modelhost.serving.rest.openai import routes as openai_routes
 from modelhost.serving.rest.tasks_fast import TaskFastPath
@@ -35,6 +34,20 @@ from modelhost.serving.rest.v2_fast import InferFastPath
 from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 
 log = logging.getLogger(__name__)
+
+
+class ModelhostApp(FastAPI):
+    """The FastAPI app, except that the OIP infer hot path is answered before FastAPI's own
+    middleware stack and router (``rest/v2_fast.py``: same checks, headers, errors and metrics)."""
+
+    fast_path: InferFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and (match := fast.match(scope)) is not None:
+            await fast.handle(scope, receive, send, match)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -73,7 +86,7 @@ def create_app(
             if registry is None:
                 reg.close()
 
-    app = FastAPI(
+    app = ModelhostApp(
         title="modelhost",
         version=__version__,
         description="Model registry and serving: Open Inference Protocol v2, an OpenAI-compatible API (/v1) "
@@ -82,14 +95,17 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    if settings.infer_fast_path:  # innermost: the OIP infer hot path skips the router, same behaviour
-        app.add_middleware(InferFastPath)
-        app.add_middleware(TaskFastPath)  # POST /v1/translations likewise
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RateLimitHeaders)
-    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
-    if settings.otel_enabled and (otel := tracing.tracer()) is not None:
+    if settings.infer_fast_path:  # innermost: POST /v1/translations skips the router, same behaviour
+        app.add_middleware(TaskFastPath)
+    ids = RequestIds()
+    app.add_middleware(
+        EdgeMiddleware, ids=ids, max_bytes=settings.max_body_bytes, access_log=settings.access_log
+    )
+    otel = tracing.tracer() if settings.otel_enabled else None
+    if otel is not None:
         app.add_middleware(TracingMiddleware, tracer=otel)
+    if settings.infer_fast_path:
+        app.fast_path = InferFastPath(app, ids, settings.max_body_bytes, settings.access_log, otel)
     app.include_router(v2.router)
     app.include_router(admin.router)
     app.include_router(gateway_admin.router)

@@ -25,7 +25,7 @@ from modelhost.gateway.keys import ApiKey
 from modelhost.gateway.service import Gateway, Reservation
 from modelhost.registry import Registry
 
-# The scope key the RateLimitHeaders middleware reads, so headers reach responses routes build.
+# The scope key the edge middleware (serving/edge.py) reads, so headers reach responses routes build.
 RATELIMIT_SCOPE_KEY = "modelhost.ratelimit_headers"
 
 

@@ -1,31 +1,43 @@
 """A pure-ASGI fast path for the OIP v2 hot path, ``POST /v2/models/{name}[/versions/{v}]/infer``.
 
-The FastAPI route costs more than a small model's prediction: route matching over every route,
-dependency solving (auth, metering, path parameters), the Request object. This middleware answers
-exactly these two paths itself, doing what the route does in the same order — key check (401),
-scope and limits (403/429, x-ratelimit-* headers through the scope as the dependency leaves them),
-body read (413 from the body-size middleware), decode (400), ``DataPlane.infer`` (404/503/...),
-metering settlement, denial metrics, errors in the OIP shape — through the same functions
-(``deps.key_from_headers``, ``Gateway.authenticate/admit``, ``v2.run_infer``).
+The FastAPI route costs more than a small model's prediction: FastAPI/Starlette's own middleware
+stack, route matching over every route, dependency solving (auth, metering, path parameters), the
+Request object. The app (``serving/app.py``) hands these two paths to ``InferFastPath`` before any of
+that, and it does what the stack and the route do, in the same order, with one ``send``: request id
+(``x-request-id`` in and out, the logging context), 413 for a body over the limit, key check (401),
+scope and limits (403/429, x-ratelimit-* headers), body read (413 while streaming), decode (400),
+``DataPlane.infer`` (404/503/...), metering settlement, denial metrics, errors in the OIP shape,
+the tracing span and the access log — through the same functions (``serving/edge.py``,
+``deps.key_from_headers``, ``Gateway.authenticate/admit``, ``v2.run_infer``).
 
-Anything unusual goes to the FastAPI route unchanged: another method, a model name the route's
-pattern refuses (its 400 wording), a ``root_path``, dependency overrides (tests, benchmarks), or a
-server not started. Middlewares outside this one (request id, rate-limit headers, body size,
-tracing) apply to both paths alike.
+Anything unusual goes through FastAPI to the route unchanged: another method, a model name the
+route's pattern refuses (its 400 wording), a ``root_path``, dependency overrides (tests, benchmarks),
+or a server not started.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from modelhost.errors import ModelhostError
+from modelhost.errors import ModelhostError, PayloadTooLarge
+from modelhost.logs import request_id
+from modelhost.monitoring import tracing
 from modelhost.serving.deps import KEY_ID_SCOPE, RATELIMIT_SCOPE_KEY, key_from_headers
+from modelhost.serving.edge import (
+    RequestIds,
+    add_ratelimit_headers,
+    declared_too_large,
+    log_access,
+    payload_too_large,
+    too_large_message,
+)
 from modelhost.serving.errors import count_denial
 from modelhost.serving.rest.v2 import run_infer
 
@@ -44,57 +56,109 @@ _WANTED = frozenset(
         b"x-modelhost-routing-key",
     }
 )
+_JSON = {"content-type": "application/json"}
 
 
 class InferFastPath:
-    """Mounted innermost among the middlewares (just outside the router); see the module docstring."""
+    """Called by the app for every request; ``match`` says whether it answers it (see the module
+    docstring)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: Any, ids: RequestIds, max_body_bytes: int, access_log: bool,
+                 tracer: Any | None) -> None:  # fmt: skip
+        self.app = app  # the FastAPI app: its state (plane, gateway, settings) and dependency overrides
+        self.ids = ids
+        self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
+        self.tracer = tracer
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def match(self, scope: Scope) -> re.Match[str] | None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
-            await self.app(scope, receive, send)
-            return
+            return None
         match = _INFER_PATH.fullmatch(scope["path"])
-        app = scope.get("app")
-        state = getattr(app, "state", None)
-        if match is None or state is None or getattr(app, "dependency_overrides", None):
-            await self.app(scope, receive, send)
-            return
-        plane = getattr(state, "plane", None)
-        gateway = getattr(state, "gateway", None)
-        if plane is None or gateway is None:
-            await self.app(scope, receive, send)
-            return
+        if match is None or self.app.dependency_overrides:
+            return None
+        state = self.app.state
+        if getattr(state, "plane", None) is None or getattr(state, "gateway", None) is None:
+            return None
+        return match
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
+        scope["app"] = self.app
         headers: dict[str, str] = {}
+        given_id: bytes | None = None
+        too_large = False
         for name, value in scope["headers"]:
-            if name in _WANTED and name not in headers:  # the first of repeated headers, as Starlette
-                headers[name.decode()] = value.decode("latin-1")
+            if name in _WANTED:
+                if name not in headers:  # the first of repeated headers, as Starlette
+                    headers[name.decode()] = value.decode("latin-1")
+            elif name == b"x-request-id":
+                given_id = given_id or value
+            elif name == b"content-length":
+                too_large = too_large or declared_too_large(value, self.max_body_bytes)
+        rid = self.ids.take(given_id)
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 0
         try:
+            if self.tracer is None:
+                status = await self._answer(scope, receive, send, match, headers, rid, too_large)
+            else:
+                with tracing.start_span(self.tracer, scope) as span:
+                    tracing.record_request(span, scope)
+                    status = await self._answer(scope, receive, send, match, headers, rid, too_large)
+                    tracing.record_response(span, status, rid)
+        finally:
+            if self.access_log:
+                log_access(scope, status, started)
+            request_id.reset(token)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        match: re.Match[str],
+        headers: dict[str, str],
+        rid: str,
+        too_large: bool,
+    ) -> int:
+        """Answer the request; the status sent (0 when the client went away first)."""
+        state = self.app.state
+        plane = state.plane
+        response_headers: dict[str, str]
+        try:
+            if too_large:
+                raise PayloadTooLarge(too_large_message(self.max_body_bytes))
             payload, response_headers = await self._infer(
-                scope, receive, plane, gateway, state, match, headers
+                scope, receive, plane, state.gateway, state.settings.log_payloads, match, headers
             )
             status = 200
         except ClientDisconnect:
-            return  # nobody to answer; usage was settled as an error
+            return 0  # nobody to answer; usage was settled as an error
         except ModelhostError as exc:
             if exc.status_code in (401, 403, 429):
                 count_denial(plane, scope, exc)
             status = exc.status_code
-            payload = orjson.dumps({"error": exc.message})
-            response_headers = {"content-type": "application/json", **(getattr(exc, "headers", None) or {})}
+            payload = (
+                payload_too_large(scope["path"], self.max_body_bytes)
+                if too_large
+                else orjson.dumps({"error": exc.message})
+            )
+            response_headers = {**_JSON, **(getattr(exc, "headers", None) or {})}
         except Exception as exc:
             log.exception("unhandled error on POST %s", scope["path"])
             status = 500
             payload = orjson.dumps(
                 {"error": f"internal server error ({type(exc).__name__}); see the server log"}
             )
-            response_headers = {"content-type": "application/json"}
+            response_headers = _JSON
         raw = [(b"content-length", str(len(payload)).encode())]
         raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers.items()]
+        raw.append((b"x-request-id", rid.encode()))
+        add_ratelimit_headers(raw, scope.get(RATELIMIT_SCOPE_KEY))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": payload})
+        return status
 
     async def _infer(
         self,
@@ -102,7 +166,7 @@ class InferFastPath:
         receive: Receive,
         plane: Any,
         gateway: Any,
-        state: Any,
+        log_payloads: bool,
         match: re.Match[str],
         headers: dict[str, str],
     ) -> tuple[bytes, dict[str, str]]:
@@ -117,10 +181,8 @@ class InferFastPath:
         if usage.headers:
             scope[RATELIMIT_SCOPE_KEY] = usage.headers
         try:
-            body = await _read_body(receive)
-            return await run_infer(
-                plane, usage, model_name, model_version, body, headers.get, state.settings.log_payloads
-            )
+            body = await _read_body(receive, self.max_body_bytes)
+            return await run_infer(plane, usage, model_name, model_version, body, headers.get, log_payloads)
         except BaseException:
             usage.error = True
             raise
@@ -128,13 +190,18 @@ class InferFastPath:
             await usage.settle()
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
+    seen = 0
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > max_bytes:
+            raise PayloadTooLarge(too_large_message(max_bytes))
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
