@@ -275,6 +275,12 @@ class Settings(BaseSettings):
         description="Weight dtype of LLMs on CPU: `bfloat16` halves the memory read per token (faster on "
         "CPUs with AVX512-BF16/AMX) but can change greedy outputs slightly; GPUs always use bfloat16.",
     )
+    llm_cpu_quant: Literal["none", "int8"] = Field(
+        default="int8",
+        description="Weights of the lean Llama forward's projections and lm_head on CPU: `int8` (one scale per "
+        "output channel, fbgemm int8 kernels) reads a quarter of the fp32 bytes per token, ~2-3x faster "
+        "decode, greedy tokens agree with fp32 on ~98% of positions; `none` keeps `llm_cpu_dtype` weights.",
+    )
     max_n: int = Field(
         default=8, ge=1, description="Largest `n` (choices per request) on /v1 completion routes."
     )

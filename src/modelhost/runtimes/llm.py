@@ -117,9 +117,19 @@ class LLMRuntime(Runtime):
         self.context_length = min(_context_length(self.model.config), self.settings.llm_max_context)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         stepper: HFStepper | LlamaStepper = HFStepper(self.model)
+        quant = "none" if cuda or not llama.int8_available() else self.settings.llm_cpu_quant
         if self.settings.llm_fast_forward and llama.supports(self.model):
-            stepper = LlamaStepper(self.model)
-        log.info("LLM %s: %s forward, %s", self.path.name, type(stepper).__name__, dtype)
+            stepper = LlamaStepper(self.model, quant=quant)
+        else:
+            quant = "none"
+        log.info(
+            "LLM %s: %s forward, %s, weights quantized: %s",
+            self.path.name,
+            type(stepper).__name__,
+            dtype,
+            quant,
+        )
+        self.quant = quant
         self.scheduler = Scheduler(
             stepper,
             context_length=self.context_length,
