@@ -176,7 +176,9 @@ class LlamaStepper:
         ]
         # The rotary table, computed exactly as transformers does (fp32 outer product, then cos/sin).
         rotary = inner.rotary_emb
-        positions = torch.arange(int(config.max_position_embeddings), dtype=torch.float32)
+        positions = torch.arange(
+            int(config.max_position_embeddings), dtype=torch.float32, device=rotary.inv_freq.device
+        )
         freqs = positions[:, None] * rotary.inv_freq.float()[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
         # int8 projections return fp32, so the residual stream (and the rotary tables) are fp32 then.
@@ -194,14 +196,14 @@ class LlamaStepper:
             return F.rms_norm(x, (self.hidden,), weight, self.eps)
         return weight * F.rms_norm(x.float(), (self.hidden,), None, self.eps).to(x.dtype)
 
-    @staticmethod
-    def _mask(attention_mask: torch.Tensor | None, past: int, steps: int) -> torch.Tensor | None:
+    def _mask(self, attention_mask: torch.Tensor | None, past: int, steps: int) -> torch.Tensor | None:
         """Boolean [B|1, 1, T, past+T] attention mask; None when plain causal attention is enough."""
         total = past + steps
         if attention_mask is None and (steps == 1 or past == 0):
             return None
-        query = torch.arange(past, total)[:, None]
-        key = torch.arange(total)[None, :]
+        device = self.embed.device
+        query = torch.arange(past, total, device=device)[:, None]
+        key = torch.arange(total, device=device)[None, :]
         allowed = key <= query  # causal
         if attention_mask is not None:
             allowed = allowed[None] & attention_mask.bool()[:, None, :]
@@ -223,6 +225,10 @@ class LlamaStepper:
         (None: no padding anywhere)."""
         batch, steps = input_ids.shape
         past = int(layers[0][0].shape[2]) if layers else 0
+        device = self.embed.device  # the scheduler builds its inputs on the CPU
+        input_ids, position_ids = input_ids.to(device), position_ids.to(device)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(device)
         mask = self._mask(attention_mask, past, steps)
         causal = mask is None and steps > 1
         cos = self.cos[position_ids].unsqueeze(1)  # [B, 1, T, D]

@@ -92,10 +92,11 @@ class HFStepper:
         if self._keep:
             kwargs[self._keep] = 1
         kwargs[self._cache_arg] = make_cache(layers)
+        device = self.model.device  # the scheduler builds its inputs on the CPU
         out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
+            input_ids=input_ids.to(device),
+            attention_mask=None if attention_mask is None else attention_mask.to(device),
+            position_ids=position_ids.to(device),
             use_cache=True,
             **kwargs,
         )
@@ -275,7 +276,7 @@ class Scheduler:
 
     def _sample_and_emit(self, seqs: list[Sequence], logits: torch.Tensor) -> None:
         result = sample(
-            logits,
+            logits.float().cpu(),  # sampling runs on the CPU (a no-op there; one copy per step on a GPU)
             [s.request.params for s in seqs],
             [s.generated for s in seqs],
             [s.generator for s in seqs],

@@ -1,0 +1,74 @@
+"""The static-cache decode step (the GPU path) against the lean forward, on CPU with a tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from modelhost.dataplane import static_decode
+from modelhost.dataplane.llama import LlamaStepper
+from modelhost.dataplane.static_decode import StaticDecoder, compile_mode
+
+from .test_llama import tiny
+
+
+def reference(stepper: LlamaStepper, prompt: list[int], forced: list[int]) -> list[torch.Tensor]:
+    """Logits after the prompt and after each forced token, one sequence alone."""
+    logits, layers = stepper(torch.tensor([prompt]), None, torch.arange(len(prompt))[None], [])
+    out = [logits[0]]
+    for i, token in enumerate(forced):
+        logits, layers = stepper(torch.tensor([[token]]), None, torch.tensor([[len(prompt) + i]]), layers)
+        out.append(logits[0])
+    return out
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_static_decode_matches_the_lean_forward_per_slot(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(static_decode, "ATTENTION_BUCKET", 4)  # cross several attention spans
+    stepper = LlamaStepper(tiny())
+    # Dynamo's eager backend traces the step with fullgraph=True (any graph break fails) in seconds.
+    decoder = StaticDecoder(stepper, slots=3, capacity=24, compile=compiled, backend="eager")
+    prompts = [[5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8], [9]]
+    forced = [[11, 12, 13, 14, 15, 16], [21, 22, 23, 24, 25, 26], [31, 32, 33, 34, 35, 36]]
+    first = [decoder.prefill(slot, prompt) for slot, prompt in enumerate(prompts)]
+    steps = [torch.stack(first)]
+    for i in range(6):
+        steps.append(decoder.decode(torch.tensor([f[i] for f in forced])))
+    assert decoder.lengths == [3 + 6, 8 + 6, 1 + 6]
+    for slot, prompt in enumerate(prompts):
+        ref = reference(stepper, prompt, forced[slot])
+        for step, expected in enumerate(ref):
+            torch.testing.assert_close(steps[step][slot], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_slot_is_refilled_without_seeing_its_previous_sequence() -> None:
+    stepper = LlamaStepper(tiny())
+    decoder = StaticDecoder(stepper, slots=1, capacity=16)
+    decoder.prefill(0, [1, 2, 3, 4, 5, 6])
+    decoder.decode(torch.tensor([7]))
+    decoder.prefill(0, [8, 9])
+    got = decoder.decode(torch.tensor([10]))
+    torch.testing.assert_close(got[0], reference(stepper, [8, 9], [10])[1], rtol=1e-4, atol=1e-4)
+
+
+def test_full_slots_and_quantized_steppers_are_refused() -> None:
+    decoder = StaticDecoder(LlamaStepper(tiny()), slots=1, capacity=4)
+    with pytest.raises(ValueError, match="does not fit"):
+        decoder.prefill(0, [1, 2, 3, 4])
+    decoder.prefill(0, [1, 2, 3])
+    decoder.decode(torch.tensor([4]))
+    with pytest.raises(ValueError, match="full"):
+        decoder.decode(torch.tensor([5]))
+    with pytest.raises(ValueError, match="dense"):
+        StaticDecoder(LlamaStepper(tiny(), quant="int8"), slots=1, capacity=4)
+
+
+def test_compile_auto_means_cuda_only() -> None:
+    assert compile_mode("auto", torch.device("cuda")) is True
+    assert compile_mode("auto", torch.device("cpu")) is False
+    assert compile_mode("on", torch.device("cpu")) is True
+    assert compile_mode("off", torch.device("cuda")) is False
+    with pytest.raises(ValueError, match="maybe"):
+        compile_mode("maybe", torch.device("cpu"))
