@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -110,9 +112,23 @@ def test_int8_stepper_follows_the_fp32_one_on_a_tiny_model() -> None:
     assert float((got - ref).abs().max()) < 0.05 * float(ref.abs().max())
 
 
+def test_int8_weights_are_cached_and_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tiny()
+    cache = tmp_path / "int8.safetensors"
+    ids, positions = torch.tensor([[3, 1, 4, 1, 5]]), torch.arange(5)[None]
+    first, _ = LlamaStepper(model, quant="int8", int8_cache=cache)(ids, None, positions, [])
+    assert cache.is_file()
+
+    def refuse(weight: torch.Tensor) -> None:
+        raise AssertionError("quantized again instead of read from the cache")
+
+    monkeypatch.setattr(llama, "quantize_int8", refuse)
+    again, _ = LlamaStepper(model, quant="int8", int8_cache=cache)(ids, None, positions, [])
+    assert torch.equal(first, again)
+
+
 def smollm2_steppers() -> tuple[object, LlamaStepper, LlamaStepper]:
     import tempfile
-    from pathlib import Path
 
     from modelhost.config import Settings
     from modelhost.demo import smollm2_gguf

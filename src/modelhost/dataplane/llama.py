@@ -20,13 +20,20 @@ Models it does not cover exactly (other architectures, biases, scaled RoPE) keep
 
 from __future__ import annotations
 
+import logging
+import os
+import uuid
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from modelhost.dataplane.kvcache import LayerKV
+
+log = logging.getLogger(__name__)
 
 # Columns added to a KV buffer when it is full (amortises reallocation to one per 64 decode steps).
 KV_GROWTH = 64
@@ -79,6 +86,15 @@ def extend(past: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
     return buf[:, :, :total]
 
 
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per output channel: (int8 weight, fp32 scale per row)."""
+    w = weight.detach().float()
+    low, high = torch.aminmax(w, dim=1)  # one pass, no |w| copy (this runs in the cold start)
+    scale = (torch.maximum(high, -low) / 127.0).clamp_min(1e-12)
+    int8 = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return int8, scale
+
+
 class DenseLinear:
     """``x @ weight.T`` in the weight's own dtype."""
 
@@ -103,15 +119,23 @@ class Int8Linear:
     """
 
     def __init__(self, weight: torch.Tensor) -> None:
-        w = weight.detach().float()
-        scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
-        zero = torch.zeros(w.shape[0], dtype=torch.long)
+        self._pack(*quantize_int8(weight))
+
+    @classmethod
+    def from_int8(cls, int8: torch.Tensor, scale: torch.Tensor) -> Int8Linear:
+        """From ``quantize_int8``'s output (e.g. read back from a cache file)."""
+        linear = cls.__new__(cls)
+        linear._pack(int8, scale)
+        return linear
+
+    def _pack(self, int8: torch.Tensor, scale: torch.Tensor) -> None:
+        zero = torch.zeros(int8.shape[0], dtype=torch.long)
         with warnings.catch_warnings():  # "quantized tensors are deprecated": still the fastest CPU kernel
             warnings.simplefilter("ignore", UserWarning)
-            quantized = torch.quantize_per_channel(w, scale.double(), zero, 0, torch.qint8)
-        self.out_features = int(w.shape[0])
+            quantized = torch._make_per_channel_quantized_tensor(int8, scale.double(), zero, 0)
+        self.out_features = int(int8.shape[0])
         self.packed = torch.ops.quantized.linear_prepack(quantized, None)
-        self.anchor = torch.zeros((1, w.shape[1]))
+        self.anchor = torch.zeros((1, int8.shape[1]))
         self.anchor[0, :2] = torch.tensor([1.0, -1.0])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,13 +164,56 @@ def make_linear(weight: torch.Tensor, quant: str) -> Linear:
     return DenseLinear(weight)
 
 
+class _Weights:
+    """Builds the forward's linear layers; int8 ones come from ``cache`` (a safetensors file) when it
+    holds them, and are written there after quantizing otherwise, so a restart skips the quantization."""
+
+    def __init__(self, quant: str, cache: Path | None) -> None:
+        if quant not in QUANT_MODES:
+            raise ValueError(f"unknown weight quantization {quant!r} (one of {', '.join(QUANT_MODES)})")
+        self.quant, self.cache = quant, cache
+        self.stored: dict[str, torch.Tensor] = {}
+        if quant == "int8" and cache is not None and cache.is_file():
+            from safetensors.torch import load_file
+
+            self.stored = load_file(str(cache))
+        self.new: dict[str, torch.Tensor] = {}
+
+    def linear(self, name: str, weight: Callable[[], torch.Tensor]) -> Linear:
+        if self.quant == "none":
+            return DenseLinear(weight())
+        if f"{name}.int8" in self.stored:
+            int8, scale = self.stored[f"{name}.int8"], self.stored[f"{name}.scale"]
+        else:
+            int8, scale = quantize_int8(weight())
+            self.new[f"{name}.int8"], self.new[f"{name}.scale"] = int8, scale
+        return Int8Linear.from_int8(int8, scale)
+
+    def save(self) -> None:
+        if self.cache is None or not self.new:
+            return
+        from safetensors.torch import save_file
+
+        tmp = self.cache.with_name(f".{uuid.uuid4().hex}.part")
+        try:
+            save_file(self.stored | self.new, str(tmp))
+            os.replace(tmp, self.cache)
+        except OSError as exc:  # a read-only cache costs the next start the quantization, nothing else
+            log.warning("could not cache the int8 weights in %s: %s", self.cache, exc)
+            tmp.unlink(missing_ok=True)
+
+
 class _Layer:
-    def __init__(self, layer: Any, quant: str) -> None:
+    def __init__(self, layer: Any, weights: _Weights, name: str) -> None:
         attn, mlp = layer.self_attn, layer.mlp
-        self.qkv = make_linear(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]), quant)
-        self.o = make_linear(attn.o_proj.weight, quant)
-        self.gate_up = make_linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), quant)
-        self.down = make_linear(mlp.down_proj.weight, quant)
+        self.qkv = weights.linear(
+            f"{name}.qkv", lambda: torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+        )
+        self.o = weights.linear(f"{name}.o", lambda: attn.o_proj.weight)
+        self.gate_up = weights.linear(
+            f"{name}.gate_up", lambda: torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+        )
+        self.down = weights.linear(f"{name}.down", lambda: mlp.down_proj.weight)
         self.norm1 = layer.input_layernorm.weight.detach()
         self.norm2 = layer.post_attention_layernorm.weight.detach()
 
@@ -154,7 +221,9 @@ class _Layer:
 class LlamaStepper:
     """Forward of a ``LlamaForCausalLM`` (see the module docstring); returns last-position logits."""
 
-    def __init__(self, model: Any, quant: str = "none") -> None:
+    def __init__(self, model: Any, quant: str = "none", int8_cache: Path | None = None) -> None:
+        """``quant="int8"`` quantizes the projections and lm_head (CPU); ``int8_cache`` is a file that
+        keeps the quantized weights between starts (only for weights that never change under it)."""
         config = model.config
         self.model = model
         self.quant = quant
@@ -167,8 +236,10 @@ class LlamaStepper:
         inner = model.model
         self.embed = inner.embed_tokens.weight.detach()
         self.norm = inner.norm.weight.detach()
-        self.lm_head = make_linear(model.lm_head.weight, quant)
-        self.layers = [_Layer(layer, quant) for layer in inner.layers]
+        weights = _Weights(quant, int8_cache)
+        self.lm_head = weights.linear("lm_head", lambda: model.lm_head.weight)
+        self.layers = [_Layer(layer, weights, f"layers.{i}") for i, layer in enumerate(inner.layers)]
+        weights.save()
         self.split = [
             self.heads * self.head_dim,
             self.kv_heads * self.head_dim,

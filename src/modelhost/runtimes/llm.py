@@ -13,6 +13,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from modelhost.runtimes.base import Runtime, Signature, TensorSpec
 
 log = logging.getLogger(__name__)
 _CONVERT_LOCK = threading.Lock()
+INT8_CACHE = "int8-weights-v1.safetensors"  # the int8 weights of a converted GGUF (lean forward)
 
 
 def gguf_cache_dir(settings: Settings, sha256: str) -> Path:
@@ -108,20 +110,22 @@ class LLMRuntime(Runtime):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model_dir = self._model_dir(self.path, self.settings)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         cuda = torch.cuda.is_available()
         dtype = torch.bfloat16 if cuda else getattr(torch, self.settings.llm_cpu_dtype)
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).eval()
         if cuda:
             self.model = self.model.to("cuda")
+        quant = "none" if cuda or not llama.int8_available() else self.settings.llm_cpu_quant
+        if not (self.settings.llm_fast_forward and llama.supports(self.model)):
+            quant = "none"
+        with ThreadPoolExecutor(1) as pool:
+            # Quantizing the weights is torch work that releases the GIL: it overlaps the tokenizer's
+            # (mostly Python) loading, which shortens the cold start.
+            future = pool.submit(self._stepper, quant, model_dir)
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+            stepper = future.result()
         self.context_length = min(_context_length(self.model.config), self.settings.llm_max_context)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
-        stepper: HFStepper | LlamaStepper = HFStepper(self.model)
-        quant = "none" if cuda or not llama.int8_available() else self.settings.llm_cpu_quant
-        if self.settings.llm_fast_forward and llama.supports(self.model):
-            stepper = LlamaStepper(self.model, quant=quant)
-        else:
-            quant = "none"
         log.info(
             "LLM %s: %s forward, %s, weights quantized: %s",
             self.path.name,
@@ -137,6 +141,14 @@ class LLMRuntime(Runtime):
             max_queue=self.settings.llm_max_queue,
             prefill_budget=self.settings.llm_prefill_budget,
         )
+
+    def _stepper(self, quant: str, model_dir: Path) -> HFStepper | LlamaStepper:
+        if self.settings.llm_fast_forward and llama.supports(self.model):
+            # A GGUF's conversion directory is keyed by the GGUF's sha256, so its weights never change:
+            # the int8 weights are cached next to them (a transformers directory is quantized per load).
+            cache = model_dir / INT8_CACHE if self.path.is_file() else None
+            return LlamaStepper(self.model, quant=quant, int8_cache=cache)
+        return HFStepper(self.model)
 
     def unload(self) -> None:
         self.scheduler.close()
