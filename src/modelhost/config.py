@@ -281,6 +281,12 @@ class Settings(BaseSettings):
         "output channel, fbgemm int8 kernels) reads a quarter of the fp32 bytes per token, ~2-3x faster "
         "decode, greedy tokens agree with fp32 on ~98% of positions; `none` keeps `llm_cpu_dtype` weights.",
     )
+    llm_compile: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Decode Llama-architecture LLMs on a static slot KV cache with a `torch.compile`d step "
+        "(CUDA graphs on a GPU): `auto` = only with CUDA; `on` forces it on CPU too (slow first compile, and "
+        "KV memory for llm_max_seqs x context allocated up front); `off` keeps the eager decode.",
+    )
     max_n: int = Field(
         default=8, ge=1, description="Largest `n` (choices per request) on /v1 completion routes."
     )

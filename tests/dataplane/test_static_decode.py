@@ -72,3 +72,51 @@ def test_compile_auto_means_cuda_only() -> None:
     assert compile_mode("off", torch.device("cuda")) is False
     with pytest.raises(ValueError, match="maybe"):
         compile_mode("maybe", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "traced"])
+def test_scheduler_on_the_static_decoder_matches_sequential_greedy(compiled: bool) -> None:
+    import threading
+    import time
+
+    from modelhost.dataplane.sampling import SamplingParams
+    from modelhost.dataplane.scheduler import GenerationRequest, Scheduler, TokenEvent
+
+    model = tiny()
+    stepper = LlamaStepper(model)
+    decoder = StaticDecoder(stepper, slots=3, capacity=64, compile=compiled, backend="eager")
+    scheduler = Scheduler(stepper, context_length=64, max_seqs=3, static=decoder)
+    prompts = [[1, 2, 3], [5, 6, 7, 8, 9, 10, 11], [4], [20, 21, 22, 23], [30, 31], [40, 41, 42, 43, 44]]
+    results: list[list[int]] = [[] for _ in prompts]
+    done = [threading.Event() for _ in prompts]
+    try:
+        for i, prompt in enumerate(prompts):  # more requests than slots: slots are freed and refilled
+
+            def emit(event: TokenEvent, i: int = i) -> None:
+                if event.token is not None:
+                    results[i].append(event.token)
+                if event.finish_reason is not None:
+                    done[i].set()
+
+            scheduler.submit(GenerationRequest(prompt, SamplingParams(temperature=0.0), 4 + 3 * i), emit)
+            time.sleep(0.005)
+        assert all(d.wait(60) for d in done)
+        for i, prompt in enumerate(prompts):
+            ref = model.generate(
+                torch.tensor([prompt]), max_new_tokens=4 + 3 * i, min_new_tokens=4 + 3 * i, do_sample=False
+            )
+            assert results[i] == ref[0, len(prompt) :].tolist()
+        deadline = time.monotonic() + 5
+        while scheduler.stats()["running"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(scheduler._free_slots) == [0, 1, 2] and decoder.lengths == [0, 0, 0]
+    finally:
+        scheduler.close()
+
+
+def test_scheduler_refuses_a_decoder_with_too_few_slots() -> None:
+    from modelhost.dataplane.scheduler import Scheduler
+
+    stepper = LlamaStepper(tiny())
+    with pytest.raises(ValueError, match="slots"):
+        Scheduler(stepper, context_length=16, max_seqs=4, static=StaticDecoder(stepper, slots=2, capacity=16))

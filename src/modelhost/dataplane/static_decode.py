@@ -11,7 +11,9 @@ columns, so a compiled step is specialised (and, on CUDA, graph-captured) once p
 
 The step is plain tensor code (``fullgraph=True`` traces it: a test checks that on CPU with dynamo's
 eager backend), device-agnostic, and runs uncompiled on CPU, where the tests compare it with
-``LlamaStepper``. ``benchmarks/llm.py --synthetic-1b`` times it on a Llama-shaped 1.2B model.
+``LlamaStepper``. The scheduler decodes through it when ``MODELHOST_LLM_COMPILE`` resolves on (each
+running sequence holds a slot); ``benchmarks/llm.py --synthetic-1b`` times it on a Llama-shaped 1.2B
+model.
 """
 
 from __future__ import annotations
@@ -100,16 +102,21 @@ class StaticDecoder:
         self.lengths[slot] = n
         return logits[0]
 
+    def release(self, slot: int) -> None:
+        """Mark ``slot`` empty (its stale cache columns are never attended to again)."""
+        self.lengths[slot] = 0
+
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """One step for every slot: ``tokens`` [slots] are each slot's last token; returns logits
-        [slots, V]. A slot that holds no sequence decodes garbage that nobody reads."""
+        [slots, V]. An empty slot decodes garbage at its column 0 that nobody reads, and stays empty."""
         if max(self.lengths) >= self.capacity:
             raise ValueError(f"a slot is full ({self.capacity} tokens)")
-        positions = torch.tensor(self.lengths, device=tokens.device)
+        device = self.keys[0].device
+        positions = torch.tensor(self.lengths, device=device)
         span = min(self.capacity, -(-(max(self.lengths) + 1) // ATTENTION_BUCKET) * ATTENTION_BUCKET)
-        logits = self._step(tokens, positions, span)
-        self.lengths = [n + 1 for n in self.lengths]
+        logits = self._step(tokens.to(device), positions, span)
+        self.lengths = [n + 1 if n else 0 for n in self.lengths]
         return logits
 
     def _forward(self, tokens: torch.Tensor, positions: torch.Tensor, span: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ from modelhost.dataplane import llama
 from modelhost.dataplane.llama import LlamaStepper
 from modelhost.dataplane.sampling import SamplingParams
 from modelhost.dataplane.scheduler import GenerationRequest, HFStepper, Scheduler, TokenEvent
+from modelhost.dataplane.static_decode import StaticDecoder, compile_mode
 from modelhost.errors import InvalidInput, UnsupportedFormat
 from modelhost.registry.formats import GGUF, TRANSFORMERS
 from modelhost.registry.store import sha256_file
@@ -134,8 +135,16 @@ class LLMRuntime(Runtime):
             quant,
         )
         self.quant = quant
+        static = None
+        compiled = compile_mode(self.settings.llm_compile, self.model.device)
+        if compiled and isinstance(stepper, LlamaStepper) and quant == "none":
+            # Slots for every sequence the scheduler runs, each as long as the context.
+            slots = self.settings.llm_max_seqs
+            static = StaticDecoder(stepper, slots=slots, capacity=self.context_length, compile=True)
+        log.info("LLM %s: static compiled decode: %s", self.path.name, static is not None)
         self.scheduler = Scheduler(
             stepper,
+            static=static,
             context_length=self.context_length,
             max_seqs=self.settings.llm_max_seqs,
             max_queue=self.settings.llm_max_queue,
