@@ -35,6 +35,8 @@ from modelhost.dataplane.kvcache import LayerKV
 
 log = logging.getLogger(__name__)
 
+_INF = float("inf")
+
 # Columns added to a KV buffer when it is full (amortises reallocation to one per 64 decode steps).
 KV_GROWTH = 64
 
@@ -139,12 +141,12 @@ class Int8Linear:
         self.anchor[0, :2] = torch.tensor([1.0, -1.0])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # Few, in-place ops: this wrapper runs 121 times per SmolLM2 decode step.
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).float()
-        peak = rows.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
+        peak = torch.linalg.vector_norm(rows, _INF, dim=1, keepdim=True).clamp_min_(1e-30)
         out = torch.ops.quantized.linear_dynamic(torch.cat((rows / peak, self.anchor)), self.packed, False)
-        out = out[:-1] * peak
-        return out.view(*shape[:-1], self.out_features)
+        return out[:-1].mul_(peak).view(*shape[:-1], self.out_features)
 
 
 Linear = DenseLinear | Int8Linear
