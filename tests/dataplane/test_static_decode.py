@@ -31,12 +31,12 @@ def test_static_decode_matches_the_lean_forward_per_slot(
     # Dynamo's eager backend traces the step with fullgraph=True (any graph break fails) in seconds.
     decoder = StaticDecoder(stepper, slots=3, capacity=24, compile=compiled, backend="eager")
     prompts = [[5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8], [9]]
-    forced = [[11, 12, 13, 14, 15, 16], [21, 22, 23, 24, 25, 26], [31, 32, 33, 34, 35, 36]]
+    forced = [list(range(10 * row + 11, 10 * row + 21)) for row in range(3)]
     first = [decoder.prefill(slot, prompt) for slot, prompt in enumerate(prompts)]
     steps = [torch.stack(first)]
-    for i in range(6):
+    for i in range(10):  # attention spans 16 columns, then 24 (the capacity)
         steps.append(decoder.decode(torch.tensor([f[i] for f in forced])))
-    assert decoder.lengths == [3 + 6, 8 + 6, 1 + 6]
+    assert decoder.lengths == [3 + 10, 8 + 10, 1 + 10]
     for slot, prompt in enumerate(prompts):
         ref = reference(stepper, prompt, forced[slot])
         for step, expected in enumerate(ref):

@@ -6,8 +6,8 @@ instead bound by kernel launches, which CUDA graphs remove, and a graph replays 
 same shapes at the same addresses. ``StaticDecoder`` therefore allocates per-layer K/V buffers once,
 ``[slots, kv_heads, capacity, head_dim]``; each sequence owns a slot (its row) and writes its new key
 and value at its own position; one decode step runs every slot; attention is masked per slot to the
-positions it has written. Attention reads a prefix of the buffers rounded up to ``ATTENTION_BUCKET``
-columns, so a compiled step is specialised (and, on CUDA, graph-captured) once per bucket, not per step.
+positions it has written. Attention reads a prefix of the buffers: ``ATTENTION_BUCKET`` columns times
+a power of two, so a compiled step is specialised (and, on CUDA, graph-captured) once per bucket.
 
 The step is plain tensor code (``fullgraph=True`` traces it: a test checks that on CPU with dynamo's
 eager backend), device-agnostic, and runs uncompiled on CPU, where the tests compare it with
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from modelhost.dataplane.llama import DenseLinear, LlamaStepper
 
-# Attention spans the written positions rounded up to this many columns (one compiled graph per bucket).
+# Attention spans at least this many columns, doubling as sequences grow (one compiled graph per span).
 ATTENTION_BUCKET = 256
 
 
@@ -114,7 +114,12 @@ class StaticDecoder:
             raise ValueError(f"a slot is full ({self.capacity} tokens)")
         device = self.keys[0].device
         positions = torch.tensor(self.lengths, device=device)
-        span = min(self.capacity, -(-(max(self.lengths) + 1) // ATTENTION_BUCKET) * ATTENTION_BUCKET)
+        # Powers of two from ATTENTION_BUCKET up: a handful of compiled graphs for any context length
+        # (dynamo recompiles at most 8 times per function by default).
+        span = ATTENTION_BUCKET
+        while span < max(self.lengths) + 1:
+            span *= 2
+        span = min(span, self.capacity)
         logits = self._step(tokens.to(device), positions, span)
         self.lengths = [n + 1 if n else 0 for n in self.lengths]
         return logits
