@@ -70,6 +70,10 @@ class StaticDecoder:
                 # written in place, and no weight is copied per step).
                 for t in self._fixed_tensors():
                     torch._dynamo.mark_static_address(t)
+            # Dynamo counts recompiles per code object: every decoder (one per loaded model version)
+            # and span bucket is one; the default limit of 8 would silently fall back to eager.
+            dynamo_config = torch._dynamo.config
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
             mode = "reduce-overhead" if device.type == "cuda" and backend == "inductor" else None
             self._step = torch.compile(self._forward, mode=mode, fullgraph=True, backend=backend)
 
