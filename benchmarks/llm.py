@@ -216,7 +216,7 @@ def synthetic(*, small: bool, compile_setting: str, tokens: int) -> None:
     stepper = LlamaStepper(model)
     compiled = compile_mode(compile_setting, device)
     print(
-        f"synthetic Llama {params / 1e9:.2f}B params, {dtype}, {device} ({torch.cuda.get_device_name() if cuda else 'cpu'})"
+        f"synthetic Llama {params / 1e6:,.0f}M params, {dtype}, {device} ({torch.cuda.get_device_name() if cuda else 'cpu'})"
     )
     prompt_len, streams = 128, 64
     rng = torch.Generator().manual_seed(0)
