@@ -35,8 +35,6 @@ from modelhost.dataplane.kvcache import LayerKV
 
 log = logging.getLogger(__name__)
 
-_INF = float("inf")
-
 # Columns added to a KV buffer when it is full (amortises reallocation to one per 64 decode steps).
 KV_GROWTH = 64
 
@@ -144,7 +142,8 @@ class Int8Linear:
         # Few, in-place ops: this wrapper runs 121 times per SmolLM2 decode step.
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).float()
-        peak = torch.linalg.vector_norm(rows, _INF, dim=1, keepdim=True).clamp_min_(1e-30)
+        # (abs + amax: linalg.vector_norm(inf) is 5x slower at 16 rows.)
+        peak = rows.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30)
         out = torch.ops.quantized.linear_dynamic(torch.cat((rows / peak, self.anchor)), self.packed, False)
         return out[:-1].mul_(peak).view(*shape[:-1], self.out_features)
 
