@@ -83,18 +83,22 @@ def test_kv_cache_grows_in_place_until_its_buffer_is_full() -> None:
     assert extend(plain, torch.zeros((1, 1, 1, 8))).data_ptr() != plain.data_ptr()
 
 
-def test_int8_linear_is_close_to_fp32_and_independent_of_the_batch() -> None:
+def test_int8_linear_is_close_to_fp32_alone_and_in_a_batch() -> None:
     torch.manual_seed(0)
     weight = torch.randn(48, 32)
     x = torch.randn(5, 32)
     x[3] *= 100.0  # a row with a much larger range must not cost the other rows their precision
-    got = llama.Int8Linear(weight)(x)
+    linear = llama.Int8Linear(weight)
     ref = x @ weight.T
-    assert got.dtype == torch.float32 and got.shape == (5, 48)
-    error = (got - ref).abs().amax(dim=1) / ref.abs().amax(dim=1)
-    assert float(error.max()) < 0.03
-    alone = torch.cat([llama.Int8Linear(weight)(row[None]) for row in x])
-    torch.testing.assert_close(got, alone, rtol=1e-5, atol=1e-4)
+    batched = linear(x)
+    alone = torch.cat([linear(row[None]) for row in x])
+    assert batched.dtype == torch.float32 and batched.shape == (5, 48)
+    for got in (batched, alone):
+        error = (got - ref).abs().amax(dim=1) / ref.abs().amax(dim=1)
+        assert float(error.max()) < 0.03
+    # Rows of a multi-row batch are quantized on their own pinned range: neighbours change nothing.
+    torch.testing.assert_close(linear(x[[0, 3]]), batched[[0, 3]], rtol=0, atol=1e-4)
+    torch.testing.assert_close(linear(x[[0, 1, 2]]), batched[:3], rtol=0, atol=1e-4)
 
 
 def test_unknown_quantization_is_refused() -> None:
@@ -163,7 +167,7 @@ def test_int8_smollm2_keeps_greedy_tokens_and_logprobs_close_to_fp32() -> None:
         tokenize=False,
     )
     prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
-    ref = greedy(fp32, prompt, 8)
+    ref = greedy(fp32, prompt, 12)
     # "The capital of France is Paris." — after it fp32's top two tokens are 0.3 nats apart, a near tie.
     assert tokenizer.decode(ref[:6]).startswith("The capital of France is Paris")
     assert greedy(int8, prompt, 6) == ref[:6]
@@ -177,5 +181,5 @@ def test_int8_smollm2_keeps_greedy_tokens_and_logprobs_close_to_fp32() -> None:
             rows.append(logits)
         logprobs.append(torch.log_softmax(torch.cat(rows), dim=-1).gather(1, torch.tensor(ref)[:, None]))
     delta = (logprobs[0] - logprobs[1]).abs()
-    # Measured: max 0.57 (the first token, whose fp32 logprob is far from 0), mean 0.07.
-    assert float(delta.max()) < 1.0 and float(delta.mean()) < 0.15
+    # Measured over these 12 tokens: max 0.62 (the first token, whose fp32 logprob is far from 0), mean 0.07.
+    assert float(delta.max()) < 1.0 and float(delta.mean()) < 0.2

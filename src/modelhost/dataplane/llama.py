@@ -111,11 +111,15 @@ class Int8Linear:
     Decode on CPU is bound by the bytes of weights read per token; int8 reads a quarter of fp32. The
     kernel is fbgemm's dynamic quantized linear (VNNI/AVX-512 int8 dot products, int32 accumulation),
     the fastest of the CPU int8 and bf16 kernels measured on Zen 4 (benchmarks/RESULTS.md). It quantizes
-    its whole input with one scale and zero point taken from the input's min and max. So each row is
-    divided by its own absolute maximum (the output multiplied back: exact, the map is linear) and an
-    anchor row ``[1, -1, 0, ...]`` is appended: the input's range is then always exactly [-1, 1], every
-    row is quantized the same way whatever else is in the batch, and since the int8 dot products are
-    exact, a sequence's logits do not depend on which other sequences share its batch. Outputs are fp32.
+    its whole input with one scale and zero point from the input's min and max. A single row (a
+    single-stream decode step) is passed as it is: quantized on exactly its own range. Several rows (a
+    prefill, a batched decode step) are each divided by their absolute maximum (the output multiplied
+    back: exact, the layer being linear) and an anchor row ``[1, -1, 0, ...]`` pins the range to
+    [-1, 1], so each row is quantized the same whatever else is in the batch (a multi-row batch's rows
+    do not depend on their neighbours; a row alone is rounded on its own, slightly finer, range). Which
+    variant where was measured on SmolLM2 (docs/openai.md): the anchor costs a lone decode row
+    accuracy (one-sided outliers double its grid step), while a shared range costs a prefill its first
+    token. Outputs are fp32.
     """
 
     def __init__(self, weight: torch.Tensor) -> None:
@@ -142,10 +146,13 @@ class Int8Linear:
         # Few, in-place ops: this wrapper runs 121 times per SmolLM2 decode step.
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).float()
-        # (abs + amax: linalg.vector_norm(inf) is 5x slower at 16 rows.)
-        peak = rows.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30)
-        out = torch.ops.quantized.linear_dynamic(torch.cat((rows / peak, self.anchor)), self.packed, False)
-        return out[:-1].mul_(peak).view(*shape[:-1], self.out_features)
+        if rows.shape[0] == 1:
+            out = torch.ops.quantized.linear_dynamic(rows, self.packed, False)
+        else:
+            peak = rows.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30)
+            unit = torch.cat((rows / peak, self.anchor))
+            out = torch.ops.quantized.linear_dynamic(unit, self.packed, False)[:-1].mul_(peak)
+        return out.view(*shape[:-1], self.out_features)
 
 
 Linear = DenseLinear | Int8Linear
