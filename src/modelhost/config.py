@@ -279,7 +279,7 @@ class Settings(BaseSettings):
         default="int8",
         description="Weights of the lean Llama forward's projections and lm_head on CPU: `int8` (one scale per "
         "output channel, fbgemm int8 kernels) reads a quarter of the fp32 bytes per token, ~2-3x faster "
-        "decode, greedy tokens agree with fp32 on ~98% of positions; `none` keeps `llm_cpu_dtype` weights.",
+        "decode; top-1 tokens agree with fp32 at ~94-98% of positions; `none` keeps `llm_cpu_dtype` weights.",
     )
     llm_compile: Literal["auto", "on", "off"] = Field(
         default="auto",
