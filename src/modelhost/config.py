@@ -275,6 +275,18 @@ class Settings(BaseSettings):
         description="Weight dtype of LLMs on CPU: `bfloat16` halves the memory read per token (faster on "
         "CPUs with AVX512-BF16/AMX) but can change greedy outputs slightly; GPUs always use bfloat16.",
     )
+    llm_cpu_quant: Literal["none", "int8"] = Field(
+        default="int8",
+        description="Weights of the lean Llama forward's projections and lm_head on CPU: `int8` (one scale per "
+        "output channel, fbgemm int8 kernels) reads a quarter of the fp32 bytes per token, ~2-3x faster "
+        "decode; top-1 tokens agree with fp32 at ~94-98% of positions; `none` keeps `llm_cpu_dtype` weights.",
+    )
+    llm_compile: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Decode Llama-architecture LLMs on a static slot KV cache with a `torch.compile`d step "
+        "(CUDA graphs on a GPU): `auto` = only with CUDA; `on` forces it on CPU too (slow first compile, and "
+        "KV memory for llm_max_seqs x context allocated up front); `off` keeps the eager decode.",
+    )
     max_n: int = Field(
         default=8, ge=1, description="Largest `n` (choices per request) on /v1 completion routes."
     )

@@ -9,7 +9,9 @@ stepper computes the same function with the same weights (fp32 stays fp32):
 * rotary cos/sin looked up from a table built once, instead of recomputed per step;
 * the KV cache written in place into buffers with spare columns (grown in chunks), so a decode step
   copies one column per layer instead of the whole cache;
-* ``F.rms_norm`` and SDPA with native grouped-query attention.
+* ``F.rms_norm`` and SDPA with native grouped-query attention;
+* optionally (``quant="int8"``, CPU) int8 weights for every projection and the lm_head, so a decode
+  step reads a quarter of the fp32 bytes (see ``Int8Linear``).
 
 It has the ``HFStepper`` call contract, so the scheduler and ``kvcache.BatchKV`` work unchanged:
 layers are ``[B, kv_heads, L, head_dim]`` key/value tensors (keys after rotary), rows left-padded.
@@ -18,12 +20,20 @@ Models it does not cover exactly (other architectures, biases, scaled RoPE) keep
 
 from __future__ import annotations
 
+import logging
+import os
+import uuid
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from modelhost.dataplane.kvcache import LayerKV
+
+log = logging.getLogger(__name__)
 
 # Columns added to a KV buffer when it is full (amortises reallocation to one per 64 decode steps).
 KV_GROWTH = 64
@@ -76,13 +86,142 @@ def extend(past: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
     return buf[:, :, :total]
 
 
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per output channel: (int8 weight, fp32 scale per row)."""
+    w = weight.detach().float()
+    low, high = torch.aminmax(w, dim=1)  # one pass, no |w| copy (this runs in the cold start)
+    scale = (torch.maximum(high, -low) / 127.0).clamp_min(1e-12)
+    int8 = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return int8, scale
+
+
+class DenseLinear:
+    """``x @ weight.T`` in the weight's own dtype."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        self.weight = weight.detach()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight)
+
+
+class Int8Linear:
+    """``x @ weight.T`` with the weight stored as int8, one fp32 scale per output channel.
+
+    Decode on CPU is bound by the bytes of weights read per token; int8 reads a quarter of fp32. The
+    kernel is fbgemm's dynamic quantized linear (VNNI/AVX-512 int8 dot products, int32 accumulation),
+    the fastest of the CPU int8 and bf16 kernels measured on Zen 4 (benchmarks/RESULTS.md). It quantizes
+    its whole input with one scale and zero point from the input's min and max. A single row (a
+    single-stream decode step) is passed as it is: quantized on exactly its own range. Several rows (a
+    prefill, a batched decode step) are each divided by their absolute maximum (the output multiplied
+    back: exact, the layer being linear) and an anchor row ``[1, -1, 0, ...]`` pins the range to
+    [-1, 1], so each row is quantized the same whatever else is in the batch (a multi-row batch's rows
+    do not depend on their neighbours; a row alone is rounded on its own, slightly finer, range). Which
+    variant where was measured on SmolLM2 (docs/openai.md): the anchor costs a lone decode row
+    accuracy (one-sided outliers double its grid step), while a shared range costs a prefill its first
+    token. Outputs are fp32.
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        self._pack(*quantize_int8(weight))
+
+    @classmethod
+    def from_int8(cls, int8: torch.Tensor, scale: torch.Tensor) -> Int8Linear:
+        """From ``quantize_int8``'s output (e.g. read back from a cache file)."""
+        linear = cls.__new__(cls)
+        linear._pack(int8, scale)
+        return linear
+
+    def _pack(self, int8: torch.Tensor, scale: torch.Tensor) -> None:
+        zero = torch.zeros(int8.shape[0], dtype=torch.long)
+        with warnings.catch_warnings():  # "quantized tensors are deprecated": still the fastest CPU kernel
+            warnings.simplefilter("ignore", UserWarning)
+            quantized = torch._make_per_channel_quantized_tensor(int8, scale.double(), zero, 0)
+        self.out_features = int(int8.shape[0])
+        self.packed = torch.ops.quantized.linear_prepack(quantized, None)
+        self.anchor = torch.zeros((1, int8.shape[1]))
+        self.anchor[0, :2] = torch.tensor([1.0, -1.0])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # Few, in-place ops: this wrapper runs 121 times per SmolLM2 decode step.
+        shape = x.shape
+        rows = x.reshape(-1, shape[-1]).float()
+        if rows.shape[0] == 1:
+            out = torch.ops.quantized.linear_dynamic(rows, self.packed, False)
+        else:
+            peak = rows.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30)
+            unit = torch.cat((rows / peak, self.anchor))
+            out = torch.ops.quantized.linear_dynamic(unit, self.packed, False)[:-1].mul_(peak)
+        return out.view(*shape[:-1], self.out_features)
+
+
+Linear = DenseLinear | Int8Linear
+QUANT_MODES = ("none", "int8")
+
+
+def int8_available() -> bool:
+    """Whether this torch build has the fbgemm (x86) int8 kernels ``Int8Linear`` uses."""
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
+def make_linear(weight: torch.Tensor, quant: str) -> Linear:
+    if quant == "int8":
+        return Int8Linear(weight)
+    if quant != "none":
+        raise ValueError(f"unknown weight quantization {quant!r} (one of {', '.join(QUANT_MODES)})")
+    return DenseLinear(weight)
+
+
+class _Weights:
+    """Builds the forward's linear layers; int8 ones come from ``cache`` (a safetensors file) when it
+    holds them, and are written there after quantizing otherwise, so a restart skips the quantization."""
+
+    def __init__(self, quant: str, cache: Path | None) -> None:
+        if quant not in QUANT_MODES:
+            raise ValueError(f"unknown weight quantization {quant!r} (one of {', '.join(QUANT_MODES)})")
+        self.quant, self.cache = quant, cache
+        self.stored: dict[str, torch.Tensor] = {}
+        if quant == "int8" and cache is not None and cache.is_file():
+            from safetensors.torch import load_file
+
+            self.stored = load_file(str(cache))
+        self.new: dict[str, torch.Tensor] = {}
+
+    def linear(self, name: str, weight: Callable[[], torch.Tensor]) -> Linear:
+        if self.quant == "none":
+            return DenseLinear(weight())
+        if f"{name}.int8" in self.stored:
+            int8, scale = self.stored[f"{name}.int8"], self.stored[f"{name}.scale"]
+        else:
+            int8, scale = quantize_int8(weight())
+            self.new[f"{name}.int8"], self.new[f"{name}.scale"] = int8, scale
+        return Int8Linear.from_int8(int8, scale)
+
+    def save(self) -> None:
+        if self.cache is None or not self.new:
+            return
+        from safetensors.torch import save_file
+
+        tmp = self.cache.with_name(f".{uuid.uuid4().hex}.part")
+        try:
+            save_file(self.stored | self.new, str(tmp))
+            os.replace(tmp, self.cache)
+        except OSError as exc:  # a read-only cache costs the next start the quantization, nothing else
+            log.warning("could not cache the int8 weights in %s: %s", self.cache, exc)
+            tmp.unlink(missing_ok=True)
+
+
 class _Layer:
-    def __init__(self, layer: Any) -> None:
+    def __init__(self, layer: Any, weights: _Weights, name: str) -> None:
         attn, mlp = layer.self_attn, layer.mlp
-        self.qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]).detach()
-        self.o = attn.o_proj.weight.detach()
-        self.gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach()
-        self.down = mlp.down_proj.weight.detach()
+        self.qkv = weights.linear(
+            f"{name}.qkv", lambda: torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+        )
+        self.o = weights.linear(f"{name}.o", lambda: attn.o_proj.weight)
+        self.gate_up = weights.linear(
+            f"{name}.gate_up", lambda: torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+        )
+        self.down = weights.linear(f"{name}.down", lambda: mlp.down_proj.weight)
         self.norm1 = layer.input_layernorm.weight.detach()
         self.norm2 = layer.post_attention_layernorm.weight.detach()
 
@@ -90,9 +229,12 @@ class _Layer:
 class LlamaStepper:
     """Forward of a ``LlamaForCausalLM`` (see the module docstring); returns last-position logits."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, quant: str = "none", int8_cache: Path | None = None) -> None:
+        """``quant="int8"`` quantizes the projections and lm_head (CPU); ``int8_cache`` is a file that
+        keeps the quantized weights between starts (only for weights that never change under it)."""
         config = model.config
         self.model = model
+        self.quant = quant
         self.vocab_size = int(config.vocab_size)
         self.heads = int(config.num_attention_heads)
         self.kv_heads = int(config.num_key_value_heads)
@@ -102,8 +244,10 @@ class LlamaStepper:
         inner = model.model
         self.embed = inner.embed_tokens.weight.detach()
         self.norm = inner.norm.weight.detach()
-        self.lm_head = model.lm_head.weight.detach()
-        self.layers = [_Layer(layer) for layer in inner.layers]
+        weights = _Weights(quant, int8_cache)
+        self.lm_head = weights.linear("lm_head", lambda: model.lm_head.weight)
+        self.layers = [_Layer(layer, weights, f"layers.{i}") for i, layer in enumerate(inner.layers)]
+        weights.save()
         self.split = [
             self.heads * self.head_dim,
             self.kv_heads * self.head_dim,
@@ -111,10 +255,13 @@ class LlamaStepper:
         ]
         # The rotary table, computed exactly as transformers does (fp32 outer product, then cos/sin).
         rotary = inner.rotary_emb
-        positions = torch.arange(int(config.max_position_embeddings), dtype=torch.float32)
+        positions = torch.arange(
+            int(config.max_position_embeddings), dtype=torch.float32, device=rotary.inv_freq.device
+        )
         freqs = positions[:, None] * rotary.inv_freq.float()[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
-        dtype = self.embed.dtype
+        # int8 projections return fp32, so the residual stream (and the rotary tables) are fp32 then.
+        dtype = torch.float32 if quant == "int8" else self.embed.dtype
         self.cos = (emb.cos() * rotary.attention_scaling).to(dtype)
         self.sin = (emb.sin() * rotary.attention_scaling).to(dtype)
 
@@ -128,14 +275,14 @@ class LlamaStepper:
             return F.rms_norm(x, (self.hidden,), weight, self.eps)
         return weight * F.rms_norm(x.float(), (self.hidden,), None, self.eps).to(x.dtype)
 
-    @staticmethod
-    def _mask(attention_mask: torch.Tensor | None, past: int, steps: int) -> torch.Tensor | None:
+    def _mask(self, attention_mask: torch.Tensor | None, past: int, steps: int) -> torch.Tensor | None:
         """Boolean [B|1, 1, T, past+T] attention mask; None when plain causal attention is enough."""
         total = past + steps
         if attention_mask is None and (steps == 1 or past == 0):
             return None
-        query = torch.arange(past, total)[:, None]
-        key = torch.arange(total)[None, :]
+        device = self.embed.device
+        query = torch.arange(past, total, device=device)[:, None]
+        key = torch.arange(total, device=device)[None, :]
         allowed = key <= query  # causal
         if attention_mask is not None:
             allowed = allowed[None] & attention_mask.bool()[:, None, :]
@@ -157,15 +304,19 @@ class LlamaStepper:
         (None: no padding anywhere)."""
         batch, steps = input_ids.shape
         past = int(layers[0][0].shape[2]) if layers else 0
+        device = self.embed.device  # the scheduler builds its inputs on the CPU
+        input_ids, position_ids = input_ids.to(device), position_ids.to(device)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(device)
         mask = self._mask(attention_mask, past, steps)
         causal = mask is None and steps > 1
         cos = self.cos[position_ids].unsqueeze(1)  # [B, 1, T, D]
         sin = self.sin[position_ids].unsqueeze(1)
-        x = F.embedding(input_ids, self.embed)
+        x = F.embedding(input_ids, self.embed).to(self.cos.dtype)
         out: list[LayerKV] = []
         for index, layer in enumerate(self.layers):
             h = self._rms(x, layer.norm1)
-            q, k, v = F.linear(h, layer.qkv).split(self.split, dim=-1)
+            q, k, v = layer.qkv(h).split(self.split, dim=-1)
             q = self._rope(q.view(batch, steps, self.heads, self.head_dim).transpose(1, 2), cos, sin)
             k = self._rope(k.view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2), cos, sin)
             v = v.view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -175,8 +326,8 @@ class LlamaStepper:
             attn = F.scaled_dot_product_attention(
                 q, keys, values, attn_mask=mask, is_causal=causal, enable_gqa=self.heads != self.kv_heads
             )
-            x = x + F.linear(attn.transpose(1, 2).reshape(batch, steps, -1), layer.o)
-            gate, up = F.linear(self._rms(x, layer.norm2), layer.gate_up).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, layer.down)
+            x = x + layer.o(attn.transpose(1, 2).reshape(batch, steps, -1))
+            gate, up = layer.gate_up(self._rms(x, layer.norm2)).chunk(2, dim=-1)
+            x = x + layer.down(F.silu(gate) * up)
         last = self._rms(x[:, -1, :], self.norm)
-        return F.linear(last, self.lm_head), out
+        return self.lm_head(last).float(), out

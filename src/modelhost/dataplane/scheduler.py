@@ -27,6 +27,7 @@ import torch
 
 from modelhost.dataplane.kvcache import BatchKV, LayerKV, cache_layers, make_cache
 from modelhost.dataplane.sampling import SamplingParams, make_generator, sample
+from modelhost.dataplane.static_decode import StaticDecoder
 from modelhost.errors import ContextLengthExceeded, InvalidInput, ModelNotReady, Overloaded
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Sequence:
     emit: Callable[[TokenEvent], None]
     generated: list[int] = field(default_factory=list)
     generator: torch.Generator | None = None
+    slot: int = -1  # its row of the static decoder's cache, when the scheduler has one
     cancelled: bool = False
     finished: bool = False
 
@@ -92,10 +94,11 @@ class HFStepper:
         if self._keep:
             kwargs[self._keep] = 1
         kwargs[self._cache_arg] = make_cache(layers)
+        device = self.model.device  # the scheduler builds its inputs on the CPU
         out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
+            input_ids=input_ids.to(device),
+            attention_mask=None if attention_mask is None else attention_mask.to(device),
+            position_ids=position_ids.to(device),
             use_cache=True,
             **kwargs,
         )
@@ -127,8 +130,15 @@ class Scheduler:
         max_seqs: int = 16,
         max_queue: int = 64,
         prefill_budget: int = 512,
+        static: StaticDecoder | None = None,
     ) -> None:
+        """``static``: decode on its slot cache (the compiled GPU path) instead of ``stepper``'s growing
+        left-padded cache; prefills still run through ``stepper``."""
+        if static is not None and static.slots < max_seqs:
+            raise ValueError(f"the static decoder has {static.slots} slots for {max_seqs} sequences")
         self.stepper = stepper
+        self.static = static
+        self._free_slots = list(range(max_seqs))[::-1]
         self.context_length = context_length
         self.max_seqs = max_seqs
         self.max_queue = max_queue
@@ -210,6 +220,8 @@ class Scheduler:
             victims = self._running + list(self._waiting)
             self._running, self._waiting = [], collections.deque()
             self._kv = BatchKV(layers=[], pad=[])
+            for seq in victims:
+                self._release(seq)
         for seq in victims:
             seq.finished = True
             seq.emit(TokenEvent(token=None, finish_reason=reason))
@@ -224,8 +236,18 @@ class Scheduler:
     def _drop_done(self) -> None:
         keep = [i for i, s in enumerate(self._running) if not (s.finished or s.cancelled)]
         if len(keep) != len(self._running):
+            for seq in self._running:
+                if seq.finished or seq.cancelled:
+                    self._release(seq)
             self._running = [self._running[i] for i in keep]
-            self._kv.keep_rows(keep)
+            if self.static is None:
+                self._kv.keep_rows(keep)
+
+    def _release(self, seq: Sequence) -> None:
+        if self.static is not None and seq.slot >= 0:
+            self.static.release(seq.slot)
+            self._free_slots.append(seq.slot)
+            seq.slot = -1
 
     def _admit(self) -> None:
         budget = self.prefill_budget
@@ -246,7 +268,17 @@ class Scheduler:
             self._prefill(group)
 
     def _prefill(self, group: list[Sequence]) -> None:
-        """Prefill the joining sequences in one forward, left-padded to the longest prompt."""
+        """Prefill the joining sequences in one forward, left-padded to the longest prompt (each into
+        its own slot, one at a time, with a static decoder)."""
+        if self.static is not None:
+            rows = []
+            for seq in group:
+                seq.slot = self._free_slots.pop()
+                rows.append(self.static.prefill(seq.slot, seq.request.prompt_ids))
+            self._running.extend(group)
+            self._sample_and_emit(group, torch.stack(rows))
+            self._drop_done()
+            return
         lengths = [len(s.request.prompt_ids) for s in group]
         longest = max(lengths)
         ids = torch.zeros((len(group), longest), dtype=torch.long)
@@ -264,6 +296,12 @@ class Scheduler:
 
     def _decode(self) -> None:
         seqs = self._running
+        if self.static is not None:
+            tokens = torch.zeros(self.static.slots, dtype=torch.long)
+            slots = torch.tensor([s.slot for s in seqs])
+            tokens[slots] = torch.tensor([s.generated[-1] for s in seqs])
+            self._sample_and_emit(seqs, self.static.decode(tokens)[slots.to(self.static.keys[0].device)])
+            return
         last = torch.tensor([[s.generated[-1]] for s in seqs], dtype=torch.long)
         mask = None
         if any(self._kv.pad):
@@ -275,7 +313,7 @@ class Scheduler:
 
     def _sample_and_emit(self, seqs: list[Sequence], logits: torch.Tensor) -> None:
         result = sample(
-            logits,
+            logits.float().cpu(),  # sampling runs on the CPU (a no-op there; one copy per step on a GPU)
             [s.request.params for s in seqs],
             [s.generated for s in seqs],
             [s.generator for s in seqs],

@@ -13,6 +13,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from modelhost.dataplane import llama
 from modelhost.dataplane.llama import LlamaStepper
 from modelhost.dataplane.sampling import SamplingParams
 from modelhost.dataplane.scheduler import GenerationRequest, HFStepper, Scheduler, TokenEvent
+from modelhost.dataplane.static_decode import StaticDecoder, compile_mode
 from modelhost.errors import InvalidInput, UnsupportedFormat
 from modelhost.registry.formats import GGUF, TRANSFORMERS
 from modelhost.registry.store import sha256_file
@@ -30,6 +32,7 @@ from modelhost.runtimes.base import Runtime, Signature, TensorSpec
 
 log = logging.getLogger(__name__)
 _CONVERT_LOCK = threading.Lock()
+INT8_CACHE = "int8-weights-v1.safetensors"  # the int8 weights of a converted GGUF (lean forward)
 
 
 def gguf_cache_dir(settings: Settings, sha256: str) -> Path:
@@ -108,25 +111,53 @@ class LLMRuntime(Runtime):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model_dir = self._model_dir(self.path, self.settings)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         cuda = torch.cuda.is_available()
         dtype = torch.bfloat16 if cuda else getattr(torch, self.settings.llm_cpu_dtype)
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).eval()
         if cuda:
             self.model = self.model.to("cuda")
+        quant = "none" if cuda or not llama.int8_available() else self.settings.llm_cpu_quant
+        if not (self.settings.llm_fast_forward and llama.supports(self.model)):
+            quant = "none"
+        with ThreadPoolExecutor(1) as pool:
+            # Quantizing the weights is torch work that releases the GIL: it overlaps the tokenizer's
+            # (mostly Python) loading, which shortens the cold start.
+            future = pool.submit(self._stepper, quant, model_dir)
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+            stepper = future.result()
         self.context_length = min(_context_length(self.model.config), self.settings.llm_max_context)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
-        stepper: HFStepper | LlamaStepper = HFStepper(self.model)
-        if self.settings.llm_fast_forward and llama.supports(self.model):
-            stepper = LlamaStepper(self.model)
-        log.info("LLM %s: %s forward, %s", self.path.name, type(stepper).__name__, dtype)
+        log.info(
+            "LLM %s: %s forward, %s, weights quantized: %s",
+            self.path.name,
+            type(stepper).__name__,
+            dtype,
+            quant,
+        )
+        self.quant = quant
+        static = None
+        compiled = compile_mode(self.settings.llm_compile, self.model.device)
+        if compiled and isinstance(stepper, LlamaStepper) and quant == "none":
+            # Slots for every sequence the scheduler runs, each as long as the context.
+            slots = self.settings.llm_max_seqs
+            static = StaticDecoder(stepper, slots=slots, capacity=self.context_length, compile=True)
+        log.info("LLM %s: static compiled decode: %s", self.path.name, static is not None)
         self.scheduler = Scheduler(
             stepper,
+            static=static,
             context_length=self.context_length,
             max_seqs=self.settings.llm_max_seqs,
             max_queue=self.settings.llm_max_queue,
             prefill_budget=self.settings.llm_prefill_budget,
         )
+
+    def _stepper(self, quant: str, model_dir: Path) -> HFStepper | LlamaStepper:
+        if self.settings.llm_fast_forward and llama.supports(self.model):
+            # A GGUF's conversion directory is keyed by the GGUF's sha256, so its weights never change:
+            # the int8 weights are cached next to them (a transformers directory is quantized per load).
+            cache = model_dir / INT8_CACHE if self.path.is_file() else None
+            return LlamaStepper(self.model, quant=quant, int8_cache=cache)
+        return HFStepper(self.model)
 
     def unload(self) -> None:
         self.scheduler.close()
