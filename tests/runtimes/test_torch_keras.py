@@ -112,7 +112,8 @@ def test_torch_runtime_pins_only_its_own_thread_to_one(tmp_path: Path, settings:
     rt = cls(path, cls.inspect(path, settings), settings)
     seen: dict[str, int] = {}
 
-    def load_and_call() -> None:  # what the model's dedicated thread does
+    def load_and_call() -> None:  # what the model's dedicated thread does (reloads included)
+        rt.load()
         rt.load()
         rt.predict({"input": np.zeros((2, 4), dtype=np.float32)}, ["predict"])
         seen["model"] = torch.get_num_threads()

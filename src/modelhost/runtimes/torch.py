@@ -70,11 +70,18 @@ def pin_current_thread_to_one(torch: Any) -> None:
     that threads adopt on their first parallel op. So: initialise this thread first, set 1 here, then
     put the process-wide default back from a short-lived thread (its own count is what changes).
     """
-    previous = torch.get_num_threads()  # also runs this thread's one-time initialisation
+    torch.get_num_threads()  # runs this thread's one-time initialisation first
+    default: list[int] = []
+    # The process-wide count as a fresh thread adopts it (this thread's own may already be 1).
+    _in_thread(lambda: default.append(torch.get_num_threads()))
     torch.set_num_threads(1)
-    restore = threading.Thread(target=torch.set_num_threads, args=(previous,), name="torch-threads")
-    restore.start()
-    restore.join()
+    _in_thread(lambda: torch.set_num_threads(default[0]))
+
+
+def _in_thread(fn: Any) -> None:
+    thread = threading.Thread(target=fn, name="torch-threads")
+    thread.start()
+    thread.join()
 
 
 class TorchRuntime(Runtime):
