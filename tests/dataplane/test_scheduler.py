@@ -185,6 +185,25 @@ def test_cache_is_released_after_many_requests(scheduler: Scheduler) -> None:
     assert scheduler._kv.layers == [] and scheduler._kv.pad == []
 
 
+def test_freed_heap_is_trimmed_while_decoding(scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelhost.dataplane import scheduler as module
+
+    calls: list[int] = []
+    monkeypatch.setattr(module, "_MALLOC_TRIM", calls.append)
+    monkeypatch.setattr(module, "TRIM_EVERY_S", 0.0)  # every step
+    c = Collector()
+    scheduler.submit(GenerationRequest([3, 4, 5], SamplingParams(seed=1), 4), c)
+    c.wait()
+    assert calls and set(calls) == {0}
+    calls.clear()
+    monkeypatch.setattr(module, "TRIM_EVERY_S", 3600.0)  # not again within the hour
+    scheduler._trimmed_at = time.monotonic()
+    c = Collector()
+    scheduler.submit(GenerationRequest([3, 4, 5], SamplingParams(seed=1), 4), c)
+    c.wait()
+    assert calls == []
+
+
 def test_close_aborts_waiting_requests(tiny_model: LlamaForCausalLM) -> None:
     s = Scheduler(HFStepper(tiny_model), context_length=128, max_seqs=1)
     c = Collector()
