@@ -65,6 +65,24 @@ def key_from_headers(authorization: str | None, api_key: str | None) -> str | No
     return api_key or None
 
 
+async def admit_from_headers(
+    scope: Any, gateway: Gateway, headers: dict[str, str], model: str, version: str = ""
+) -> Reservation:
+    """What ``authenticate`` + ``metered`` do, for the pure-ASGI fast paths that read raw headers:
+    key check (401), scope (403), limits and quotas (429); the key id and x-ratelimit-* headers are
+    left in the ASGI scope. The caller settles the reservation (``error`` set on failure)."""
+    presented = key_from_headers(
+        headers.get("authorization"), headers.get("x-api-key") or headers.get("api-key")
+    )
+    key = await gateway.authenticate(presented)
+    scope[KEY_ID_SCOPE] = key.key_id
+    key.require_infer(model)
+    usage = await gateway.admit(key, model, version)
+    if usage.headers:
+        scope[RATELIMIT_SCOPE_KEY] = usage.headers
+    return usage
+
+
 # Declared only so the OpenAPI spec (and /docs' "Authorize" button) shows both ways to send a key;
 # the headers are parsed by presented_key, which also refuses unsupported schemes with a 401.
 _BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer mh_live_...")

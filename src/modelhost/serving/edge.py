@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelhost.errors import PayloadTooLarge
@@ -63,6 +64,25 @@ def declared_too_large(value: bytes, max_bytes: int) -> bool:
         return int(value) > max_bytes
     except ValueError:
         return False  # not a number: the server's HTTP parser judges it, the streamed count limits it
+
+
+async def read_body(receive: Receive, max_bytes: int | None = None) -> bytes:
+    """The whole request body from ``receive``; ClientDisconnect if the client went away, 413
+    (PayloadTooLarge) once more than ``max_bytes`` arrived (None: the caller's limit applies)."""
+    chunks: list[bytes] = []
+    seen = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if max_bytes is not None and seen > max_bytes:
+            raise PayloadTooLarge(too_large_message(max_bytes))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def add_ratelimit_headers(headers: list[tuple[bytes, bytes]], extra: dict[str, str] | None) -> None:

@@ -22,7 +22,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelhost.errors import ModelhostError
-from modelhost.serving.deps import KEY_ID_SCOPE, RATELIMIT_SCOPE_KEY, key_from_headers
+from modelhost.serving.deps import admit_from_headers
+from modelhost.serving.edge import read_body
 from modelhost.serving.errors import count_denial, openai_error
 from modelhost.serving.rest.tasks import TranslationRequest, translate
 
@@ -59,7 +60,7 @@ class TaskFastPath:
             if name in _WANTED and name not in headers:  # the first of repeated headers, as Starlette
                 headers[name.decode()] = value.decode("latin-1")
         try:
-            body = await _read_body(receive)
+            body = await read_body(receive)  # the edge middleware around it enforces the limit
         except ClientDisconnect:
             return
         request: TranslationRequest | None = None
@@ -95,15 +96,7 @@ class TaskFastPath:
     async def _translate(
         scope: Scope, plane: Any, gateway: Any, request: TranslationRequest, headers: dict[str, str]
     ) -> dict[str, Any]:
-        presented = key_from_headers(
-            headers.get("authorization"), headers.get("x-api-key") or headers.get("api-key")
-        )
-        key = await gateway.authenticate(presented)
-        scope[KEY_ID_SCOPE] = key.key_id
-        key.require_infer(request.model)
-        usage = await gateway.admit(key, request.model, "")
-        if usage.headers:
-            scope[RATELIMIT_SCOPE_KEY] = usage.headers
+        usage = await admit_from_headers(scope, gateway, headers, request.model)
         try:
             return await translate(plane, request)
         except BaseException:
@@ -111,18 +104,6 @@ class TaskFastPath:
             raise
         finally:
             await usage.settle()
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -24,18 +24,19 @@ from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from modelhost.errors import ModelhostError, PayloadTooLarge
 from modelhost.logs import request_id
 from modelhost.monitoring import tracing
-from modelhost.serving.deps import KEY_ID_SCOPE, RATELIMIT_SCOPE_KEY, key_from_headers
+from modelhost.serving.deps import RATELIMIT_SCOPE_KEY, admit_from_headers
 from modelhost.serving.edge import (
     RequestIds,
     add_ratelimit_headers,
     declared_too_large,
     log_access,
     payload_too_large,
+    read_body,
     too_large_message,
 )
 from modelhost.serving.errors import count_denial
@@ -170,38 +171,13 @@ class InferFastPath:
         match: re.Match[str],
         headers: dict[str, str],
     ) -> tuple[bytes, dict[str, str]]:
-        presented = key_from_headers(
-            headers.get("authorization"), headers.get("x-api-key") or headers.get("api-key")
-        )
-        key = await gateway.authenticate(presented)
-        scope[KEY_ID_SCOPE] = key.key_id
         model_name, model_version = match.group(1), match.group(2)
-        key.require_infer(model_name)
-        usage = await gateway.admit(key, model_name, model_version or "")
-        if usage.headers:
-            scope[RATELIMIT_SCOPE_KEY] = usage.headers
+        usage = await admit_from_headers(scope, gateway, headers, model_name, model_version or "")
         try:
-            body = await _read_body(receive, self.max_body_bytes)
+            body = await read_body(receive, self.max_body_bytes)
             return await run_infer(plane, usage, model_name, model_version, body, headers.get, log_payloads)
         except BaseException:
             usage.error = True
             raise
         finally:
             await usage.settle()
-
-
-async def _read_body(receive: Receive, max_bytes: int) -> bytes:
-    chunks: list[bytes] = []
-    seen = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        seen += len(chunk)
-        if seen > max_bytes:
-            raise PayloadTooLarge(too_large_message(max_bytes))
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
