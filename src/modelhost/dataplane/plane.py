@@ -352,7 +352,7 @@ class DataPlane:
         batcher, so concurrent requests of several clients share engine calls; ``call``/``key``: see
         ``Batcher.submit``. Counted and timed like an inference (protocol ``tasks``)."""
         started = time.perf_counter()
-        labels = (info.model, str(info.version))
+        m, version = self.metrics, str(info.version)
         status = "200"
         try:
             entry = await self.repository.ensure(info)
@@ -363,10 +363,10 @@ class DataPlane:
         except Exception:
             status = "500"
             raise
-        finally:
-            self.metrics.requests.labels(*labels, "tasks", status).inc()
-            self.metrics.latency.labels(*labels, "tasks").observe(time.perf_counter() - started)
-        self.metrics.rows.labels(*labels).inc(next(iter(inputs.values())).shape[0] if inputs else 1)
+        finally:  # cached label children, as in ``infer``: the translation fast path is as hot
+            m.child(m.requests, info.model, version, "tasks", status).inc()
+            m.child(m.latency, info.model, version, "tasks").observe(time.perf_counter() - started)
+        m.child(m.rows, info.model, version).inc(next(iter(inputs.values())).shape[0] if inputs else 1)
         return result
 
     async def _predict(
