@@ -42,8 +42,15 @@ def test_installed_redaction_covers_every_logger(
     previous = logging.getLogRecordFactory()
     try:
         install_redaction(settings)
-        with caplog.at_level(logging.INFO):
-            logging.getLogger("uvicorn.access").info("payload from %s", "bob@example.org")
+        # Handler on the logger itself: a server started earlier in the session configures
+        # uvicorn.access with propagate=False, so the root handler alone would see nothing.
+        access = logging.getLogger("uvicorn.access")
+        access.addHandler(caplog.handler)
+        try:
+            with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+                access.info("payload from %s", "bob@example.org")
+        finally:
+            access.removeHandler(caplog.handler)
         assert "bob@example.org" not in caplog.text and "[REDACTED:email]" in caplog.text
     finally:
         logging.setLogRecordFactory(previous)
