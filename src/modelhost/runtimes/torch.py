@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def pin_current_thread_to_one(torch: Any) -> None:
     _in_thread(lambda: torch.set_num_threads(default[0]))
 
 
-def _in_thread(fn: Any) -> None:
+def _in_thread(fn: Callable[[], object]) -> None:
     thread = threading.Thread(target=fn, name="torch-threads")
     thread.start()
     thread.join()
