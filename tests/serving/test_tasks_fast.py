@@ -93,6 +93,16 @@ def test_fast_path_and_route_answer_alike(
     assert spy == ([kw["json"]["model"]] if fast else [])
 
 
+def test_truncated_json_names_no_field(task_client: TestClient) -> None:
+    r = task_client.post(
+        PATH, content=b'{"model": "translate", "text":', headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["param"] is None  # not the character offset pydantic reports as the location
+    assert "not valid JSON at character" in error["message"]
+
+
 def test_gateway_refusals_match(keyed: tuple[TestClient, KeyService]) -> None:
     c, keys = keyed
     fast, slow = _both(c, json=BODY)

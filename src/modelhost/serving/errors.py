@@ -56,6 +56,8 @@ def openai_error(
 
 
 def _loc(err: Any) -> str:
+    if err.get("type") == "json_invalid":  # its loc is ("body", character offset): no field at fault
+        return ""
     return ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
 
 
@@ -71,6 +73,11 @@ def format_validation_errors(errors: list[Any]) -> str:
         if err.get("type") == "extra_forbidden":
             # Never ignore a field silently: name it so the client learns it is not supported.
             parts.append(f"unsupported parameter '{loc}'")
+            continue
+        if err.get("type") == "json_invalid":
+            where = err.get("loc", ())[-1:]
+            at = f" at character {where[0]}" if where and isinstance(where[0], int) else ""
+            parts.append(f"the body is not valid JSON{at} ({err.get('msg', 'JSON decode error')})")
             continue
         parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
