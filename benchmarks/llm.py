@@ -15,14 +15,9 @@ Measures, side by side in one run, interleaved:
 "Ours" runs the configured CPU weight format (``MODELHOST_LLM_CPU_QUANT``, default int8); "ours fp32"
 is the same lean forward on the fp32 weights, so the int8 gain is visible in the same run.
 
-``--synthetic-1b`` (the GPU path, no download): a Llama-shaped 1.24B model (Llama 3.2 1B shapes) with
-random weights, bf16 on CUDA (fp32 on CPU), decoded through ``dataplane/static_decode.py`` (static
-slot KV cache; ``torch.compile`` with CUDA graphs when ``--compile`` resolves on): prints batch-1
-ms/step and the aggregate tokens/s of 64 concurrent streams, compiled and eager.
-``--synthetic-small`` is the same run on a small model, to check the script on a CPU.
+The GPU decode path has its own script, ``benchmarks/llm_gpu.py`` (it runs on a device machine).
 
     .venv/bin/python benchmarks/llm.py [--tokens 64] [--streams 16] [--llamacpp]
-    .venv/bin/python benchmarks/llm.py --synthetic-1b [--compile auto|on|off] [--tokens 128]
 """
 
 from __future__ import annotations
@@ -179,105 +174,18 @@ def load_runtime(cache: Path, **overrides: object) -> LLMRuntime:
     return runtime
 
 
-def synthetic(*, small: bool, compile_setting: str, tokens: int) -> None:
-    """Batch-1 ms/step and 64-stream tok/s of the static-cache decode on a random Llama (see the doc)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from modelhost.dataplane.static_decode import StaticDecoder, compile_mode
-
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
-    dtype = torch.bfloat16 if cuda else torch.float32
-    shape: dict[str, object] = {  # Llama 3.2 1B: 1.24B parameters, tied embeddings
-        "vocab_size": 128256,
-        "hidden_size": 2048,
-        "intermediate_size": 8192,
-        "num_hidden_layers": 16,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": 64,
-        "max_position_embeddings": 4096,
-        "tie_word_embeddings": True,
-    }
-    if small:
-        shape |= {
-            "vocab_size": 4096,
-            "hidden_size": 256,
-            "intermediate_size": 1024,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 2,
-            "head_dim": 32,
-        }
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = LlamaForCausalLM(LlamaConfig(**shape)).to(dtype).eval()  # type: ignore[arg-type]
-    params = sum(p.numel() for p in model.parameters())
-    stepper = LlamaStepper(model)
-    compiled = compile_mode(compile_setting, device)
-    print(
-        f"synthetic Llama {params / 1e6:,.0f}M params, {dtype}, {device} ({torch.cuda.get_device_name() if cuda else 'cpu'})"
-    )
-    prompt_len, streams = 128, 64
-    rng = torch.Generator().manual_seed(0)
-    prompt = torch.randint(0, int(shape["vocab_size"]), (prompt_len,), generator=rng).tolist()  # type: ignore[call-overload]
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
-    def run(slots: int, compile: bool) -> tuple[float, float, float]:
-        """(seconds to build + warm up, ms per decode step, tokens/s aggregate)."""
-        t0 = time.perf_counter()
-        decoder = StaticDecoder(stepper, slots=slots, capacity=prompt_len + tokens + 16, compile=compile)
-        last = torch.stack([decoder.prefill(slot, prompt) for slot in range(slots)]).argmax(dim=-1)
-        for _ in range(3):  # compile, capture the CUDA graph, replay once
-            last = decoder.decode(last).argmax(dim=-1)
-        sync()
-        warm = time.perf_counter() - t0
-        decoder.lengths = [prompt_len] * slots  # rewind: same positions, same attention span
-        steps = tokens - 4
-        sync()
-        start = time.perf_counter()
-        for _ in range(steps):
-            last = decoder.decode(last).argmax(dim=-1)
-        sync()
-        elapsed = time.perf_counter() - start
-        return warm, 1000 * elapsed / steps, slots * steps / elapsed
-
-    modes = [compiled, False] if compiled else [False]
-    for compile in modes:
-        label = "compiled (CUDA graphs)" if compile and cuda else "compiled" if compile else "eager"
-        warm, ms1, _ = run(1, compile)
-        print(
-            f"  {label}: batch-1 decode {ms1:.2f} ms/step (target <= 1.65 ms on H100), warm-up {warm:.1f} s"
-        )
-        warm, ms64, tps = run(streams, compile)
-        print(
-            f"  {label}: {streams} streams {tps:,.0f} tok/s aggregate ({ms64:.2f} ms/step; target >= 11,500), warm-up {warm:.1f} s"
-        )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--streams", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--llamacpp", action="store_true", help="also run llama.cpp's server on the GGUF")
-    parser.add_argument("--synthetic-1b", action="store_true", help="the GPU path on a random 1.2B Llama")
-    parser.add_argument(
-        "--synthetic-small", action="store_true", help="--synthetic-1b on a small model (CPU check)"
-    )
-    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
     parser.add_argument("--cold-start-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold_start_only:
         t0 = time.perf_counter()
         load_runtime(args.cold_start_only)
         print(f"{time.perf_counter() - t0:.3f}")
-        return
-    if args.synthetic_1b or args.synthetic_small:
-        synthetic(small=args.synthetic_small, compile_setting=args.compile, tokens=args.tokens)
         return
     cache = Path(tempfile.gettempdir()) / "modelhost-test-cache"
     gguf = smollm2_gguf()

@@ -260,7 +260,8 @@ class Settings(BaseSettings):
     llm_prefill_budget: int = Field(
         default=512,
         ge=1,
-        description="Prompt tokens an LLM prefills between two decode steps (long prompts never stall streams).",
+        description="Prompt tokens an LLM prefills between two decode steps (long prompts never stall streams); "
+        "with CUDA the default is 4096 (a GPU prefill of a few thousand tokens costs about what one decode step does).",
     )
     llm_max_context: int = Field(
         default=4096, ge=16, description="Cap on an LLM's context window (prompt + completion tokens)."

@@ -43,6 +43,27 @@ def test_static_decode_matches_the_lean_forward_per_slot(
             torch.testing.assert_close(steps[step][slot], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_a_group_prefill_fills_each_slot_as_a_prefill_alone_does() -> None:
+    stepper = LlamaStepper(tiny())
+    alone = StaticDecoder(stepper, slots=4, capacity=24)
+    grouped = StaticDecoder(stepper, slots=4, capacity=24)
+    prompts = [[5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8], [9]]
+    slots = [3, 0, 2]  # any slots, in any order
+    expected = torch.stack([alone.prefill(slot, p) for slot, p in zip(slots, prompts, strict=True)])
+    got = grouped.prefill_many(slots, prompts)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert grouped.lengths == alone.lengths == [8, 0, 1, 3]
+    for layer in range(len(stepper.layers)):
+        for slot, prompt in zip(slots, prompts, strict=True):
+            n = len(prompt)
+            torch.testing.assert_close(grouped.keys[layer][slot, :, :n], alone.keys[layer][slot, :, :n])
+            torch.testing.assert_close(grouped.values[layer][slot, :, :n], alone.values[layer][slot, :, :n])
+        assert not grouped.keys[layer][1].any()  # the slot nobody prefilled is untouched
+    # The next decode step agrees too.
+    feed = torch.tensor([11, 0, 12, 13])
+    torch.testing.assert_close(grouped.decode(feed)[slots], alone.decode(feed)[slots], rtol=1e-4, atol=1e-5)
+
+
 def test_a_slot_is_refilled_without_seeing_its_previous_sequence() -> None:
     stepper = LlamaStepper(tiny())
     decoder = StaticDecoder(stepper, slots=1, capacity=16)

@@ -82,3 +82,14 @@ def test_compile_on_decodes_through_the_static_decoder(
     finally:
         eager.unload()
         static.unload()
+
+
+def test_the_prefill_budget_defaults_larger_with_cuda_unless_set(llama_dir: Path, tmp_path: Path) -> None:
+    default = LLMRuntime(
+        llama_dir, LLMRuntime.inspect(llama_dir, Settings(home=tmp_path)), Settings(home=tmp_path)
+    )
+    assert default._prefill_budget(cuda=False) == 512
+    assert default._prefill_budget(cuda=True) == llm.GPU_PREFILL_BUDGET == 4096
+    chosen = Settings(home=tmp_path, llm_prefill_budget=300)
+    runtime = LLMRuntime(llama_dir, LLMRuntime.inspect(llama_dir, chosen), chosen)
+    assert runtime._prefill_budget(cuda=True) == runtime._prefill_budget(cuda=False) == 300

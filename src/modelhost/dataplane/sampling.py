@@ -9,6 +9,8 @@ The semantics follow what OpenAI documents and vLLM implements:
 * top_k (an extension; 0 or -1 = off) then top_p (nucleus) restrict the candidates;
 * a request with a ``seed`` draws from its own ``torch.Generator``, so its output does not depend on
   which other requests share the batch;
+* the math runs on the logits' device (a GPU model's logits are never copied whole to the CPU; only
+  the chosen tokens and asked-for logprobs are);
 * logprobs are those of the model's raw distribution (log-softmax of the logits before bias, penalties
   and temperature), as vLLM reports by default.
 """
@@ -66,10 +68,10 @@ def make_generator(seed: int | None) -> torch.Generator | None:
 def token_counts(generated: Sequence[Sequence[int]], vocab_size: int, device: torch.device) -> torch.Tensor:
     """A [B, V] tensor with how often each token was generated so far in each row."""
     counts = torch.zeros((len(generated), vocab_size), dtype=torch.float32, device=device)
-    for row, ids in enumerate(generated):
-        if ids:
-            index = torch.tensor(ids, dtype=torch.long, device=device)
-            counts[row].scatter_add_(0, index, torch.ones_like(index, dtype=torch.float32))
+    rows = [row for row, ids in enumerate(generated) for _ in ids]
+    if rows:  # one scatter for the whole batch (one host-to-device copy on a GPU)
+        index = torch.tensor([rows, [t for ids in generated for t in ids]], dtype=torch.long).to(device)
+        counts.index_put_((index[0], index[1]), torch.ones(len(rows), device=device), accumulate=True)
     return counts
 
 
@@ -147,17 +149,19 @@ def sample(
         noise = torch.empty_like(probs).exponential_()
         for row, gen in enumerate(generators):
             if gen is not None:
-                noise[row] = torch.empty(probs.shape[-1], device=probs.device).exponential_(generator=gen)
+                # Seeded generators live on the CPU, so a seed gives the same tokens on CPU and GPU.
+                noise[row] = torch.empty(probs.shape[-1]).exponential_(generator=gen).to(probs.device)
         sampled = (probs / noise).argmax(dim=-1)
         chosen = torch.where(greedy, chosen, sampled)
     tokens = chosen.tolist()
     out_lp: list[float | None] = [None] * len(params)
     out_top: list[list[tuple[int, float]] | None] = [None] * len(params)
     if raw_logprobs is not None:
+        chosen_lp = raw_logprobs.gather(1, chosen[:, None])[:, 0].tolist()
         for row, p in enumerate(params):
             if p.logprobs is None:
                 continue
-            out_lp[row] = float(raw_logprobs[row, tokens[row]])
+            out_lp[row] = chosen_lp[row]
             if p.logprobs > 0:
                 values, ids = raw_logprobs[row].topk(p.logprobs)
                 out_top[row] = list(zip(ids.tolist(), values.tolist(), strict=True))

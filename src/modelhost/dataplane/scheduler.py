@@ -303,15 +303,14 @@ class Scheduler:
             self._prefill(group)
 
     def _prefill(self, group: list[Sequence]) -> None:
-        """Prefill the joining sequences in one forward, left-padded to the longest prompt (each into
-        its own slot, one at a time, with a static decoder)."""
+        """Prefill the joining sequences in one forward, left-padded to the longest prompt (with a
+        static decoder, each into its own slot)."""
         if self.static is not None:
-            rows = []
             for seq in group:
                 seq.slot = self._free_slots.pop()
-                rows.append(self.static.prefill(seq.slot, seq.request.prompt_ids))
+            logits = self.static.prefill_many([s.slot for s in group], [s.request.prompt_ids for s in group])
             self._running.extend(group)
-            self._sample_and_emit(group, torch.stack(rows))
+            self._sample_and_emit(group, logits)
             self._drop_done()
             return
         lengths = [len(s.request.prompt_ids) for s in group]
@@ -348,7 +347,7 @@ class Scheduler:
 
     def _sample_and_emit(self, seqs: list[Sequence], logits: torch.Tensor) -> None:
         result = sample(
-            logits.float().cpu(),  # sampling runs on the CPU (a no-op there; one copy per step on a GPU)
+            logits.float(),  # on the model's device: a GPU step copies back token ids, not [B, V] logits
             [s.request.params for s in seqs],
             [s.generated for s in seqs],
             [s.generator for s in seqs],

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,8 @@ from modelhost.runtimes.base import Runtime, Signature, TensorSpec
 
 log = logging.getLogger(__name__)
 _CONVERT_LOCK = threading.Lock()
+# Prompt tokens per prefill between decode steps with CUDA, unless MODELHOST_LLM_PREFILL_BUDGET says.
+GPU_PREFILL_BUDGET = 4096
 INT8_CACHE = "int8-weights-v1.safetensors"  # the int8 weights of a converted GGUF (lean forward)
 
 
@@ -141,6 +144,9 @@ class LLMRuntime(Runtime):
             # Slots for every sequence the scheduler runs, each as long as the context.
             slots = self.settings.llm_max_seqs
             static = StaticDecoder(stepper, slots=slots, capacity=self.context_length, compile=True)
+            started = time.perf_counter()
+            static.warm_up()  # compile and capture every attention span now, not at a request
+            log.info("LLM %s: decode step compiled in %.1f s", self.path.name, time.perf_counter() - started)
         log.info("LLM %s: static compiled decode: %s", self.path.name, static is not None)
         self.scheduler = Scheduler(
             stepper,
@@ -148,8 +154,13 @@ class LLMRuntime(Runtime):
             context_length=self.context_length,
             max_seqs=self.settings.llm_max_seqs,
             max_queue=self.settings.llm_max_queue,
-            prefill_budget=self.settings.llm_prefill_budget,
+            prefill_budget=self._prefill_budget(cuda),
         )
+
+    def _prefill_budget(self, cuda: bool) -> int:
+        if cuda and "llm_prefill_budget" not in self.settings.model_fields_set:
+            return GPU_PREFILL_BUDGET
+        return self.settings.llm_prefill_budget
 
     def _stepper(self, quant: str, model_dir: Path) -> HFStepper | LlamaStepper:
         if self.settings.llm_fast_forward and llama.supports(self.model):
