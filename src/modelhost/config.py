@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         description="Models whose predict takes less than this (moving average, microseconds) run on the "
         "event loop instead of a worker thread; 0 always uses a thread.",
     )
+    inline_lone_ms: float = Field(
+        default=25.0,
+        ge=0,
+        description="A request that finds the server otherwise idle runs its model on the event loop (no "
+        "thread hand-offs: ~0.4 ms less latency on 2 cores) when the model's recent calls took less than this; "
+        "a request arriving meanwhile is read at most this much later. 0 = off.",
+    )
     batch_settle_ticks: int = Field(
         default=0,
         ge=0,

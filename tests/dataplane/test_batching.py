@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from modelhost.dataplane.batching import Batcher
+from modelhost.dataplane.batching import Activity, Batcher
 from modelhost.errors import InvalidInput, ModelNotReady
 
 
@@ -156,6 +156,41 @@ def test_modelhost_errors_pass_through() -> None:
         return out
 
     assert all(isinstance(r, InvalidInput) for r in asyncio.run(main()))
+
+
+def test_a_request_alone_in_the_server_runs_on_the_event_loop_below_the_lone_limit() -> None:
+    """A 3 ms model is no "fast" model (inline_below_s 100 µs), yet a request that has the server to
+    itself runs it on the event loop (no thread hand-offs) when calls take under inline_lone_s; with
+    another request in flight, or above the limit, calls go to threads."""
+    import time as _time
+
+    threads: list[int] = []
+
+    def predict(inputs, outputs):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        _time.sleep(0.003)
+        return {"y": inputs["x"] + 1}
+
+    async def main(active: int, lone_s: float) -> int:
+        activity = Activity()
+        activity.active = active  # this request, and (active > 1) others in flight
+        batcher = Batcher(
+            predict, max_batch_size=8, max_wait_ms=0, inline_below_s=1e-4, activity=activity,
+            inline_lone_s=lone_s,
+        )  # fmt: skip
+        for i in range(4):
+            out = await batcher.submit({"x": np.full((1, 1), float(i))}, ["y"])
+            assert out["y"].tolist() == [[i + 1.0]]
+        await batcher.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main(active=1, lone_s=0.025))
+    assert threads[0] != loop_thread  # the first call measures the model, in a thread
+    assert all(t == loop_thread for t in threads[1:])  # then, alone, on the loop
+    for active, lone_s in ((2, 0.025), (1, 0.002), (1, 0.0)):
+        threads.clear()
+        loop_thread = asyncio.run(main(active=active, lone_s=lone_s))
+        assert all(t != loop_thread for t in threads), (active, lone_s)
 
 
 def test_fast_models_run_on_the_event_loop_and_slow_ones_in_threads() -> None:

@@ -196,3 +196,26 @@ def test_request_ids_and_access_log_alike_on_both_paths(
     ]
     assert records[:2] == [("POST /v2/models/iris/infer 200", 200)] * 2
     assert ("GET /v2/health/ready 200", 200) in records
+
+
+def test_requests_in_flight_are_counted_and_released(client: TestClient) -> None:
+    """The server-wide count a batcher reads to run a lone request inline: each HTTP request counts
+    while it is served, on the fast path, the router and errors alike, and nothing stays counted."""
+    app = client.app
+    activity = app.activity  # type: ignore[attr-defined]
+    assert activity is not None and activity.active == 0
+    plane = app.state.plane  # type: ignore[attr-defined]
+    seen: list[int] = []
+    entry_predict = plane.repository.predict
+
+    async def spying(entry, inputs, outputs, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(activity.active)
+        return await entry_predict(entry, inputs, outputs, **kwargs)
+
+    plane.repository.predict = spying
+    assert client.post("/v2/models/iris/infer", json=ROW).status_code == 200  # fast path
+    assert client.post("/v2/models/iris/infer?x=1", json=ROW).status_code == 200  # the router
+    assert client.post("/v2/models/iris/infer", content=b"{nope").status_code == 400
+    assert client.post("/v2/models/nope/infer", json=ROW).status_code == 404
+    assert client.get("/v2/health/ready").status_code == 200
+    assert seen == [1, 1] and activity.active == 0

@@ -16,7 +16,7 @@ import anyio
 import numpy as np
 
 from modelhost.config import Settings
-from modelhost.dataplane.batching import Batcher, PredictFn
+from modelhost.dataplane.batching import Activity, Batcher, PredictFn
 from modelhost.dataplane.workers import WorkerPool
 from modelhost.errors import ModelhostError, ModelNotReady
 from modelhost.monitoring.metrics import Metrics
@@ -80,6 +80,7 @@ class ModelRepository:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self._models: dict[Key, LoadedModel] = {}
+        self.activity = Activity()  # requests in flight server-wide; the app and the gRPC servicer count them
         # Versions an operator unloaded on purpose: lazy loading leaves them alone until loaded again.
         self._held_back: set[Key] = set()
         self.metrics.add_callback("modelhost_models_loaded", "Loaded model versions by state.", ["state"],
@@ -259,6 +260,7 @@ class ModelRepository:
             on_batch=lambda rows, reqs, queued: self._on_batch(info, rows, reqs, queued),
             inline_below_s=0.0 if pool else self.settings.inline_predict_us / 1e6,
             settle_ticks=self.settings.batch_settle_ticks, executor=entry.executor,
+            activity=self.activity, inline_lone_s=0.0 if pool else self.settings.inline_lone_ms / 1e3,
         )  # fmt: skip
 
     async def predict(self, entry: LoadedModel, inputs: dict[str, np.ndarray], outputs: Sequence[str],

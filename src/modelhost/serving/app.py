@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from modelhost import __version__
 from modelhost.config import Settings
 from modelhost.console import routes as console
+from modelhost.dataplane.batching import Activity
 from modelhost.dataplane.plane import DataPlane
 from modelhost.distributed import make_repository
 from modelhost.gateway.limits import Backend
@@ -41,8 +42,20 @@ class ModelhostApp(FastAPI):
     middleware stack and router (``rest/v2_fast.py``: same checks, headers, errors and metrics)."""
 
     fast_path: InferFastPath | None = None
+    activity: Activity | None = None  # the repository's count of requests in flight (set at start-up)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        activity = self.activity
+        if activity is None or scope["type"] != "http":
+            await self._dispatch(scope, receive, send)
+            return
+        activity.active += 1
+        try:
+            await self._dispatch(scope, receive, send)
+        finally:
+            activity.active -= 1
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
         if fast is not None and (match := fast.match(scope)) is not None:
             await fast.handle(scope, receive, send, match)
@@ -62,6 +75,8 @@ def create_app(
         reg.store.remove_stale_temp()
         plane = DataPlane(reg, make_repository(reg, settings, Metrics()), settings)
         app.state.plane = plane
+        if isinstance(app, ModelhostApp):
+            app.activity = getattr(plane.repository, "activity", None)  # a Ray Serve repository has none
         gateway = Gateway(reg, settings, limits_backend)
         gateway.metrics = plane.metrics
         app.state.gateway = gateway
