@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,33 @@ def test_int8_smollm2_keeps_greedy_tokens_and_logprobs_close_to_fp32() -> None:
     delta = (logprobs[0] - logprobs[1]).abs()
     # Measured over these 12 tokens: max 0.62 (the first token, whose fp32 logprob is far from 0), mean 0.07.
     assert float(delta.max()) < 1.0 and float(delta.mean()) < 0.2
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps (Linux)")
+def test_fault_in_makes_a_mapped_weight_resident(tmp_path: Path) -> None:
+    """int8 steppers read the fp32 embedding table once at load: weights from safetensors are a file
+    mapping, and rows faulting in as new token ids arrived looked like an RSS leak in the LLM soak."""
+    from safetensors.torch import load_file, save_file
+
+    from modelhost.dataplane.llama import _fault_in
+
+    path = tmp_path / "w.safetensors"
+    save_file({"embed": torch.randn(4096, 512)}, str(path))  # 8 MB
+    embed = load_file(str(path))["embed"]
+
+    def resident_mb() -> float:
+        total, current = 0.0, ""
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            head = line.split()
+            if head and "-" in head[0] and not head[0].endswith(":"):
+                current = head[-1]
+            elif head and head[0] == "Rss:" and current == str(path):
+                total += int(head[1]) / 1024
+        return total
+
+    fd = os.open(path, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    before = resident_mb()
+    _fault_in(embed)
+    assert resident_mb() - before > 7.5  # every page of the 8 MB table, read one value per page
