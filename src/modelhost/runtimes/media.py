@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
 import threading
 from typing import Any
 
 import numpy as np
+
+try:  # SIMD base64: 4 µs instead of 150 µs for an 80 KB JPEG (a core dependency; stdlib as fallback)
+    from pybase64 import b64decode
+except ImportError:  # pragma: no cover
+    from base64 import b64decode
 
 from modelhost.errors import InvalidInput
 
@@ -21,7 +25,7 @@ def element_bytes(value: Any, what: str) -> bytes:
         data = bytes(value)
     else:
         try:
-            data = base64.b64decode(str(value), validate=True)
+            data = b64decode(str(value), validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput(
                 f"{what} in JSON must be a base64 string (or send raw bytes with the binary extension)"
