@@ -23,7 +23,6 @@ The GPU decode path has its own script, ``benchmarks/llm_gpu.py`` (it runs on a 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import socket
@@ -37,52 +36,15 @@ from pathlib import Path
 
 import httpx
 import torch
+from streams import run_streams, summarise
 
 from modelhost.config import Settings
 from modelhost.dataplane.llama import LlamaStepper
-from modelhost.dataplane.sampling import SamplingParams
-from modelhost.dataplane.scheduler import GenerationRequest, HFStepper, Scheduler, TokenEvent
+from modelhost.dataplane.scheduler import HFStepper, Scheduler
 from modelhost.demo import smollm2_gguf
 from modelhost.runtimes.llm import LLMRuntime
 
 PROMPT = "Write a short story about a robot who learns to paint."
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def summarise(times: list[list[float]], start: float, elapsed: float) -> dict[str, float]:
-    ttft = [t[0] - start for t in times]
-    gaps = [b - a for t in times for a, b in itertools.pairwise(t)]
-    total = sum(len(t) for t in times)
-    return {
-        "tokens_per_s": total / elapsed,
-        "ttft_p50_ms": 1000 * pct(ttft, 0.5),
-        "ttft_p99_ms": 1000 * pct(ttft, 0.99),
-        "itl_p50_ms": 1000 * pct(gaps, 0.5),
-        "itl_p99_ms": 1000 * pct(gaps, 0.99),
-    }
-
-
-def run_streams(scheduler: Scheduler, prompt: list[int], n: int, tokens: int) -> dict[str, float]:
-    """Start ``n`` greedy streams at once; per-token arrival times give TTFT and inter-token gaps."""
-    times: list[list[float]] = [[] for _ in range(n)]
-    done = [threading.Event() for _ in range(n)]
-    start = time.perf_counter()
-    for i in range(n):
-
-        def emit(e: TokenEvent, i: int = i) -> None:
-            if e.token is not None:
-                times[i].append(time.perf_counter())
-            if e.finish_reason is not None:
-                done[i].set()
-
-        scheduler.submit(GenerationRequest(prompt, SamplingParams(temperature=0), tokens), emit)
-    for d in done:
-        d.wait()
-    return summarise(times, start, time.perf_counter() - start)
 
 
 def free_port() -> int:
@@ -213,17 +175,17 @@ def main() -> None:
         prompt_text = runtime.tokenizer.decode(prompt)
         eos = min(runtime.eos_ids)
         http_streams(llamacpp, prompt_text, 1, 4, eos)  # warm-up
-    run_streams(ours, prompt, 1, 4)  # warm-up
-    run_streams(fp32, prompt, 1, 4)
-    run_streams(hf_forward, prompt, 1, 4)
+    run_streams(ours, [prompt], 4)  # warm-up
+    run_streams(fp32, [prompt], 4)
+    run_streams(hf_forward, [prompt], 4)
     hf_generate(runtime, prompt, 4)
     ours1, f32, hff1, theirs1, agg, cpp1, cppn = [], [], [], [], [], [], []
     for _ in range(args.repeats):  # interleaved so load changes hit all alike
-        ours1.append(run_streams(ours, prompt, 1, args.tokens))
-        f32.append(run_streams(fp32, prompt, 1, args.tokens)["tokens_per_s"])
-        hff1.append(run_streams(hf_forward, prompt, 1, args.tokens)["tokens_per_s"])
+        ours1.append(run_streams(ours, [prompt], args.tokens))
+        f32.append(run_streams(fp32, [prompt], args.tokens)["tokens_per_s"])
+        hff1.append(run_streams(hf_forward, [prompt], args.tokens)["tokens_per_s"])
         theirs1.append(hf_generate(runtime, prompt, args.tokens))
-        agg.append(run_streams(ours, prompt, args.streams, args.tokens))
+        agg.append(run_streams(ours, [prompt] * args.streams, args.tokens))
         if llamacpp:
             cpp1.append(http_streams(llamacpp, prompt_text, 1, args.tokens, eos))
             cppn.append(http_streams(llamacpp, prompt_text, args.streams, args.tokens, eos))

@@ -22,10 +22,8 @@ Targets (issue 5, on an H100): batch-1 decode <= 1.65 ms/step; 64 streams >= 11,
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -34,9 +32,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from streams import run_streams
+
 from modelhost.dataplane.llama import LlamaStepper
 from modelhost.dataplane.sampling import SamplingParams
-from modelhost.dataplane.scheduler import GenerationRequest, Scheduler, TokenEvent
+from modelhost.dataplane.scheduler import Scheduler
 from modelhost.dataplane.static_decode import StaticDecoder
 
 LLAMA_1B: dict[str, object] = {  # Llama 3.2 1B: 1.24B parameters, tied embeddings
@@ -65,11 +65,6 @@ T0 = time.perf_counter()
 
 def log(message: str) -> None:
     print(f"[{time.perf_counter() - T0:6.1f}s] {message}", flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Bench:
@@ -190,28 +185,11 @@ class Bench:
     # --- 3: the scheduler ---------------------------------------------------------------------------------
 
     def scheduler_run(self, scheduler: Scheduler, n: int, params: SamplingParams, label: str) -> None:
-        times: list[list[float]] = [[] for _ in range(n)]
-        done = [threading.Event() for _ in range(n)]
-        start = time.perf_counter()
-        for i in range(n):
-
-            def emit(event: TokenEvent, i: int = i) -> None:
-                if event.token is not None:
-                    times[i].append(time.perf_counter())
-                if event.finish_reason is not None:
-                    done[i].set()
-
-            scheduler.submit(GenerationRequest(self.prompts[i], params, self.args.tokens), emit)
-        for d in done:
-            d.wait(300)
-        elapsed = time.perf_counter() - start
-        total = sum(len(t) for t in times)
-        ttft = [t[0] - start for t in times if t]
-        gaps = [b - a for t in times for a, b in itertools.pairwise(t)]
+        r = run_streams(scheduler, self.prompts[:n], self.args.tokens, params)
         line = (
-            f"scheduler {label:22s}: {total / elapsed:,.0f} tok/s ({total} tokens in {elapsed:.2f} s), "
-            f"TTFT p50 {1000 * pct(ttft, 0.5):.1f} / p99 {1000 * pct(ttft, 0.99):.1f} ms, "
-            f"ITL p50 {1000 * pct(gaps, 0.5):.2f} / p99 {1000 * pct(gaps, 0.99):.2f} ms"
+            f"scheduler {label:22s}: {r['tokens_per_s']:,.0f} tok/s ({r['tokens']:.0f} tokens in "
+            f"{r['elapsed_s']:.2f} s), TTFT p50 {r['ttft_p50_ms']:.1f} / p99 {r['ttft_p99_ms']:.1f} ms, "
+            f"ITL p50 {r['itl_p50_ms']:.2f} / p99 {r['itl_p99_ms']:.2f} ms"
         )
         log(line)
         self.results.append(line)
