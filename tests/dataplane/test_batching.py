@@ -193,6 +193,44 @@ def test_a_request_alone_in_the_server_runs_on_the_event_loop_below_the_lone_lim
         assert all(t != loop_thread for t in threads), (active, lone_s)
 
 
+def test_a_lone_request_stays_off_the_loop_when_its_rows_or_a_recent_slow_call_would_hold_it() -> None:
+    """The lone limit applies to the request's rows at the worst recent per-row time: 3 ms a row
+    fits 25 ms for 1 row, not for 10; one slow call among the recent ones keeps requests in threads."""
+    import time as _time
+
+    threads: list[int] = []
+    slow = {"next": False}
+
+    def predict(inputs, outputs):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        _time.sleep(0.05 if slow.pop("next", False) else 0.003 * inputs["x"].shape[0])
+        return {"y": inputs["x"]}
+
+    async def main() -> tuple[int, list[bool]]:
+        activity = Activity()
+        activity.active = 1
+        batcher = Batcher(
+            predict, max_batch_size=64, max_wait_ms=0, inline_below_s=1e-4, activity=activity,
+            inline_lone_s=0.025,
+        )  # fmt: skip
+        loop_thread = threading.get_ident()
+        inline = []
+        for rows in (1, 1, 10, 1):  # measured; inline; 10 rows: 30 ms, too long; 1 row again: inline
+            threads.clear()
+            await batcher.submit({"x": np.zeros((rows, 1))}, ["y"])
+            inline.append(threads[-1] == loop_thread)
+        slow["next"] = True  # a call that surprises: 50 ms (it runs inline, as the model looked fast)
+        await batcher.submit({"x": np.zeros((1, 1))}, ["y"])
+        threads.clear()
+        await batcher.submit({"x": np.zeros((1, 1))}, ["y"])
+        inline.append(threads[-1] == loop_thread)
+        await batcher.close()
+        return loop_thread, inline
+
+    _, inline = asyncio.run(main())
+    assert inline == [False, True, False, True, False]
+
+
 def test_fast_models_run_on_the_event_loop_and_slow_ones_in_threads() -> None:
     threads: list[int] = []
 
