@@ -124,3 +124,28 @@ def test_rows_keep_their_own_parameters() -> None:
     logits = torch.tensor([[3.0, 0.0], [3.0, 0.0]])
     params = [SamplingParams(temperature=0), SamplingParams(temperature=0, logit_bias={1: 10.0})]
     assert sample(logits, params, [[], []], [None, None]).tokens == [0, 1]
+
+
+def test_the_candidate_shortcut_masks_exactly_as_a_full_sort() -> None:
+    """top-k/top-p look at each row's best TOP_CANDIDATES tokens and sort a row in full only when its
+    nucleus reaches past them: the kept set must be the full sort's, for peaked and flat rows, top-k
+    inside and beyond the candidates, and rows that keep everything."""
+    from modelhost.dataplane import sampling
+
+    gen = torch.Generator().manual_seed(0)
+    vocab, cand = 5000, sampling.TOP_CANDIDATES
+    assert cand < vocab
+    cases = [
+        (k, p)
+        for k in (0, 1, 5, 50, cand, cand + 1, 2000, vocab, vocab + 10)
+        for p in (1.0, 0.999, 0.9, 0.5, 1e-6)
+    ]
+    for scale in (0.1, 1.0, 5.0, 20.0):  # flat rows need thousands of tokens for 0.9; peaked ones a few
+        # float64: both ways then agree to the last token (in float32 a token whose preceding mass
+        # sits within rounding of top_p may fall either side, in either implementation)
+        logits = torch.randn(len(cases), vocab, generator=gen, dtype=torch.float64) * scale
+        top_k = torch.tensor([k for k, _ in cases])
+        top_p = torch.tensor([p for _, p in cases])
+        got = ~torch.isinf(sampling.apply_top_k_top_p(logits, top_k, top_p))
+        want = sampling._top_k_top_p_sorted(logits, top_k, top_p)
+        assert torch.equal(got, want), [cases[i] for i in (got != want).any(dim=1).nonzero()[:, 0].tolist()]
