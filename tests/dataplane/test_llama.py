@@ -7,26 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from modelhost.dataplane import llama
 from modelhost.dataplane.llama import LlamaStepper, extend
 from modelhost.dataplane.scheduler import HFStepper
+from tests.runtimes.hf_tiny import tiny_llama
 
 
 def tiny(**overrides: object) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    settings: dict[str, object] = {
-        "vocab_size": 97,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 256,
-    }
-    config = LlamaConfig(**(settings | overrides))
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(**overrides)
 
 
 def test_supports_plain_llama_only() -> None:

@@ -10,6 +10,25 @@ WORDS = ["good", "bad", "movie", "film", "great", "awful", "paris", "john", "liv
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+def tiny_llama(**overrides: object):  # type: ignore[no-untyped-def]
+    """A 2-layer random-weight ``LlamaForCausalLM`` (grouped-query attention: 4 heads, 2 KV heads),
+    seeded, in eval mode; ``overrides`` go to its ``LlamaConfig``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    settings: dict[str, object] = {
+        "vocab_size": 97,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+    }
+    return LlamaForCausalLM(LlamaConfig(**(settings | overrides))).eval()
+
+
 def word_tokenizer(special: list[str] = _SPECIAL, bert_template: bool = True):  # type: ignore[no-untyped-def]
     """A whitespace WordLevel tokenizer over WORDS wrapped as a PreTrainedTokenizerFast."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors

@@ -8,35 +8,21 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from modelhost.config import Settings
 from modelhost.dataplane import static_decode
 from modelhost.runtimes import llm
 from modelhost.runtimes.llm import LLMRuntime
 
-from .hf_tiny import word_tokenizer
+from .hf_tiny import tiny_llama, word_tokenizer
 
 
 @pytest.fixture(scope="module")
 def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     path = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = word_tokenizer(special=["<pad>", "<unk>", "</s>"], bert_template=False)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=32,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
+    model = tiny_llama(vocab_size=32, max_position_embeddings=128, eos_token_id=2, pad_token_id=0)
+    model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
 
