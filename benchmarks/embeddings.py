@@ -11,7 +11,6 @@ cost from compute. The order of the three paths rotates from batch to batch.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import tempfile
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from common import free_port
 
 from modelhost.config import Settings
 from modelhost.demo import minilm_dir
@@ -50,12 +50,6 @@ WORDS = [
 
 def sentences(n: int, seed: int) -> list[str]:
     return [" ".join(WORDS[(seed + i + j) % len(WORDS)] for j in range(8 + (i % 8))) for i in range(n)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,18 +24,13 @@ import aiohttp  # the fastest asyncio HTTP client at hand (tritonclient[http] br
 import grpc
 import httpx
 import numpy as np
+from common import free_port
 
 from modelhost.serving.grpc.protos import oip_v2_pb2 as pb
 from modelhost.serving.grpc.service import InferenceStub
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 MODEL = "iris@production"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen[bytes], int, int]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import httpx
 import torch
+from common import free_port
 from streams import run_streams, summarise
 
 from modelhost.config import Settings
@@ -45,12 +45,6 @@ from modelhost.demo import smollm2_gguf
 from modelhost.runtimes.llm import LLMRuntime
 
 PROMPT = "Write a short story about a robot who learns to paint."
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_llamacpp(gguf: Path, port: int) -> subprocess.Popen[bytes]:

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,18 +25,13 @@ import time
 from pathlib import Path
 
 import httpx
+from common import free_port
 
 from modelhost.config import Settings
 from modelhost.demo import minilm_dir
 from modelhost.registry import Registry
 
 WORDS = ["the", "a", "model", "serves", "many", "requests", "while", "batching", "keeps", "every", "core"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def texts(n: int) -> list[str]:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from soak import free_port, rss_mb
+from common import free_port
+from soak import rss_mb
 
 CHAT = [{"role": "user", "content": "Give me one word for a colour."}]
 KINDS = ("chat", "completion_n2", "stream", "abandoned_stream", "too_long", "bad_bias", "unknown_param")
