@@ -1,8 +1,8 @@
 """The KV cache of the running batch, managed by us over transformers' cache objects.
 
 Each row is one sequence. Rows have different lengths, so the batch cache is left-padded: row ``i``
-has ``pad[i]`` masked positions before its real tokens. A sequence joins by being prefilled alone and
-then padded to the batch's length; a finished one leaves by being dropped from the batch dimension,
+has ``pad[i]`` masked positions before its real tokens. Joining sequences are prefilled together
+(``left_padded``) and padded to the batch's length; a finished one leaves by being dropped from the batch dimension,
 after which padding columns no row needs any more are cut off, so memory follows the live sequences.
 """
 
@@ -13,6 +13,22 @@ from dataclasses import dataclass
 import torch
 
 LayerKV = tuple[torch.Tensor, torch.Tensor]  # keys, values: [B, kv_heads, L, head_dim]
+
+
+def left_padded(prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Input ids, attention mask and position ids [B, longest] of a prefill with each prompt
+    right-aligned (its real tokens in its last columns, positions from 0); the mask is None when every
+    prompt has the same length (nothing padded)."""
+    lengths = [len(p) for p in prompts]
+    longest = max(lengths)
+    ids = torch.zeros((len(prompts), longest), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    positions = torch.zeros_like(ids)
+    for row, (prompt, n) in enumerate(zip(prompts, lengths, strict=True)):
+        ids[row, longest - n :] = torch.tensor(prompt)
+        mask[row, longest - n :] = 1
+        positions[row, longest - n :] = torch.arange(n)
+    return ids, (mask if longest != min(lengths) else None), positions
 
 
 def cache_layers(cache: object) -> list[LayerKV]:

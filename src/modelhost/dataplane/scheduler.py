@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import torch
 
-from modelhost.dataplane.kvcache import BatchKV, LayerKV, cache_layers, make_cache
+from modelhost.dataplane.kvcache import BatchKV, LayerKV, cache_layers, left_padded, make_cache
 from modelhost.dataplane.sampling import SamplingParams, make_generator, sample
 from modelhost.dataplane.static_decode import StaticDecoder
 from modelhost.errors import ContextLengthExceeded, InvalidInput, ModelNotReady, Overloaded
@@ -313,17 +313,10 @@ class Scheduler:
             self._sample_and_emit(group, logits)
             self._drop_done()
             return
-        lengths = [len(s.request.prompt_ids) for s in group]
-        longest = max(lengths)
-        ids = torch.zeros((len(group), longest), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        positions = torch.zeros_like(ids)
-        for row, (seq, n) in enumerate(zip(group, lengths, strict=True)):
-            ids[row, longest - n :] = torch.tensor(seq.request.prompt_ids)
-            mask[row, longest - n :] = 1
-            positions[row, longest - n :] = torch.arange(n)
-        logits, layers = self.stepper(ids, mask if longest != min(lengths) else None, positions, [])
-        self._kv.append_rows(BatchKV(layers=layers, pad=[longest - n for n in lengths]))
+        ids, mask, positions = left_padded([s.request.prompt_ids for s in group])
+        logits, layers = self.stepper(ids, mask, positions, [])
+        longest = ids.shape[1]
+        self._kv.append_rows(BatchKV(layers=layers, pad=[longest - len(s.request.prompt_ids) for s in group]))
         self._running.extend(group)
         self._sample_and_emit(group, logits)
         self._drop_done()

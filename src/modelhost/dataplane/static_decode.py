@@ -30,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from modelhost.dataplane.kvcache import left_padded
 from modelhost.dataplane.llama import DenseLinear, LlamaStepper
 
 # Attention spans at least this many columns, doubling as sequences grow (one compiled graph per span).
@@ -97,16 +98,9 @@ class StaticDecoder:
             if not 0 < n < self.capacity:
                 raise ValueError(f"a prompt of {n} tokens does not fit a slot of {self.capacity}")
         device = self.keys[0].device
-        longest = max(lengths)
-        ids = torch.zeros((len(prompts), longest), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        positions = torch.zeros_like(ids)
-        for row, (prompt, n) in enumerate(zip(prompts, lengths, strict=True)):
-            ids[row, longest - n :] = torch.tensor(prompt)
-            mask[row, longest - n :] = 1
-            positions[row, longest - n :] = torch.arange(n)
-        uneven = longest != min(lengths)
-        logits, layers = self.stepper(ids, mask if uneven else None, positions, [])
+        ids, mask, positions = left_padded(prompts)
+        logits, layers = self.stepper(ids, mask, positions, [])
+        longest = ids.shape[1]
         # Row r's real tokens sit in its last n_r columns; they go to columns [0, n_r) of its slot.
         rows = torch.tensor([r for r, n in enumerate(lengths) for _ in range(n)], device=device)
         source = torch.tensor([longest - n + c for n in lengths for c in range(n)], device=device)
