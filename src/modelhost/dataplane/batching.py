@@ -71,6 +71,12 @@ class Activity:
     def __init__(self) -> None:
         self.active = 0
 
+    def __enter__(self) -> None:
+        self.active += 1
+
+    def __exit__(self, *_: object) -> None:
+        self.active -= 1
+
 
 @dataclass
 class BatchStats:
@@ -157,7 +163,7 @@ class Batcher:
             raise ModelNotReady("the model is being unloaded")
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._loop(), name="modelhost-batcher")
-        rows = next(iter(inputs.values())).shape[0] if inputs else 1
+        rows = _rows(inputs)
         if (
             self._idle()
             and self.executor is None

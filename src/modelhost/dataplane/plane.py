@@ -18,7 +18,7 @@ import numpy as np
 
 from modelhost import __version__
 from modelhost.config import Settings
-from modelhost.dataplane.batching import PredictFn
+from modelhost.dataplane.batching import Activity, PredictFn
 from modelhost.dataplane.graph import run_graph
 from modelhost.dataplane.repository import LoadedModel, ModelRepository, ModelState
 from modelhost.dataplane.routing import Route, build_route
@@ -109,6 +109,9 @@ class DataPlane:
                  predlog: PredictionLogger | None = None) -> None:  # fmt: skip
         self.registry = registry
         self.repository = repository
+        # Requests in flight server-wide (the app and the gRPC servicer count them; the repository's
+        # batchers read them); a repository without batchers (Ray Serve) gets one nobody reads.
+        self.activity: Activity = getattr(repository, "activity", None) or Activity()
         self.settings = settings
         self.metrics: Metrics = repository.metrics
         self.predlog = predlog or PredictionLogger(registry, settings.prediction_log_rate, self.metrics)

@@ -42,18 +42,15 @@ class ModelhostApp(FastAPI):
     middleware stack and router (``rest/v2_fast.py``: same checks, headers, errors and metrics)."""
 
     fast_path: InferFastPath | None = None
-    activity: Activity | None = None  # the repository's count of requests in flight (set at start-up)
+    activity: Activity | None = None  # the plane's count of requests in flight (set at start-up)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         activity = self.activity
         if activity is None or scope["type"] != "http":
             await self._dispatch(scope, receive, send)
             return
-        activity.active += 1
-        try:
+        with activity:
             await self._dispatch(scope, receive, send)
-        finally:
-            activity.active -= 1
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
@@ -76,7 +73,7 @@ def create_app(
         plane = DataPlane(reg, make_repository(reg, settings, Metrics()), settings)
         app.state.plane = plane
         if isinstance(app, ModelhostApp):
-            app.activity = getattr(plane.repository, "activity", None)  # a Ray Serve repository has none
+            app.activity = plane.activity
         gateway = Gateway(reg, settings, limits_backend)
         gateway.metrics = plane.metrics
         app.state.gateway = gateway

@@ -65,17 +65,10 @@ class InferenceServicer:
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
         name = _model_name(request.model_name)
         infer_request, want_raw = convert.decode_infer_request(request)
-        # Counted with the HTTP requests, so a batcher can tell a request alone in the server.
-        activity = getattr(self.plane.repository, "activity", None)
-        if activity is not None:
-            activity.active += 1
-        try:
+        with self.plane.activity:  # counted with the HTTP requests (a batcher's "alone in the server")
             response = await self.plane.infer(
                 name, _version(request.model_version), infer_request, protocol="grpc"
             )
-        finally:
-            if activity is not None:
-                activity.active -= 1
         return convert.encode_infer_response(response, want_raw)
 
     async def ModelStreamInfer(
