@@ -129,3 +129,41 @@ def test_gateway_refusals_match(keyed: tuple[TestClient, KeyService]) -> None:
         f'modelhost_gateway_denials_total{{key_id="{lim_id}",reason="rate_limited"}} 1.0'
         in c.get("/metrics").text
     )
+
+
+def test_body_limits_request_ids_and_access_log_alike(
+    task_registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answered ahead of FastAPI's stack, the fast path does the edge's work itself: 413 for a body
+    that streams past the limit (OpenAI's shape, as the route's), a request id per request, one
+    access-log record; a declared length over the limit goes to the route, which refuses it alike."""
+    s = task_registry.settings.model_copy(update={"max_body_bytes": 4096, "access_log": True})
+
+    def chunks() -> Iterator[bytes]:  # no content-length: the limit applies while the body streams in
+        yield b" " * 3000
+        yield b" " * 3000
+
+    with TestClient(create_app(s, registry=task_registry)) as c, caplog.at_level("INFO", "modelhost.access"):
+        json_h = {"content-type": "application/json"}
+        fast = c.post(PATH, content=chunks(), headers=json_h)
+        app: Any = c.app
+        app.dependency_overrides[object] = object  # the FastAPI route (a generator is read only once)
+        try:
+            slow = c.post(PATH, content=chunks(), headers=json_h)
+        finally:
+            app.dependency_overrides.clear()
+        declared = c.post(PATH, content=b" " * 5000, headers={"content-type": "application/json"})
+        caplog.clear()
+        ok, ok_slow = _both(c, json=BODY)
+        given = c.post(PATH, json=BODY, headers={"x-request-id": "tr-1"})
+    assert fast.status_code == slow.status_code == declared.status_code == 413
+    assert fast.json() == slow.json() == declared.json()
+    assert fast.json()["error"]["code"] == "payload_too_large"
+    assert "MODELHOST_MAX_BODY_BYTES" in fast.json()["error"]["message"]
+    ids = [r.headers["x-request-id"] for r in (fast, ok, ok_slow)]
+    assert all(len(i) == 32 for i in ids) and len(set(ids)) == 3
+    assert given.headers["x-request-id"] == "tr-1"
+    records = [
+        (r.getMessage(), getattr(r, "status", None)) for r in caplog.records if r.name == "modelhost.access"
+    ]
+    assert records == [(f"POST {PATH} 200", 200)] * 3

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -37,11 +37,21 @@ from modelhost.serving.rest.v2_protocol import InferenceRequestModel
 log = logging.getLogger(__name__)
 
 
-class ModelhostApp(FastAPI):
-    """The FastAPI app, except that the OIP infer hot path is answered before FastAPI's own
-    middleware stack and router (``rest/v2_fast.py``: same checks, headers, errors and metrics)."""
+class FastPath(Protocol):
+    """A hot path answered ahead of FastAPI's stack and router (``rest/v2_fast.py``,
+    ``rest/tasks_fast.py``): ``match`` is None for a request it leaves to FastAPI."""
 
-    fast_path: InferFastPath | None = None
+    def match(self, scope: Scope) -> Any: ...
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, match: Any) -> None: ...
+
+
+class ModelhostApp(FastAPI):
+    """The FastAPI app, except that the OIP infer hot path and POST /v1/translations are answered
+    before FastAPI's own middleware stack and router (``fast_paths``: same checks, headers, errors and
+    metrics)."""
+
+    fast_paths: tuple[FastPath, ...] = ()
     activity: Activity | None = None  # the plane's count of requests in flight (set at start-up)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,10 +63,14 @@ class ModelhostApp(FastAPI):
             await self._dispatch(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fast = self.fast_path
-        if fast is not None and (match := fast.match(scope)) is not None:
-            await fast.handle(scope, receive, send, match)
-            return
+        for fast in self.fast_paths:
+            if (match := fast.match(scope)) is not None:
+                await fast.handle(scope, receive, send, match)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own handling (middleware stack, router): where a fast path hands a request on."""
         await super().__call__(scope, receive, send)
 
 
@@ -107,8 +121,6 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    if settings.infer_fast_path:  # innermost: POST /v1/translations skips the router, same behaviour
-        app.add_middleware(TaskFastPath)
     ids = RequestIds()
     app.add_middleware(
         EdgeMiddleware, ids=ids, max_bytes=settings.max_body_bytes, access_log=settings.access_log
@@ -116,8 +128,9 @@ def create_app(
     otel = tracing.tracer() if settings.otel_enabled else None
     if otel is not None:
         app.add_middleware(TracingMiddleware, tracer=otel)
-    if settings.infer_fast_path:
-        app.fast_path = InferFastPath(app, ids, settings.max_body_bytes, settings.access_log, otel)
+    if settings.infer_fast_path:  # OIP infer and POST /v1/translations: same behaviour, ahead of FastAPI
+        edge = (ids, settings.max_body_bytes, settings.access_log, otel)
+        app.fast_paths = (InferFastPath(app, *edge), TaskFastPath(app, app.route, *edge))
     app.include_router(v2.router)
     app.include_router(admin.router)
     app.include_router(gateway_admin.router)

@@ -1,8 +1,9 @@
 """The edge of every HTTP request: request id, body-size limit, x-ratelimit-* headers, access log.
 
 One pure-ASGI middleware (``EdgeMiddleware``) does all four for the FastAPI routes with a single
-``send`` wrapper; the OIP infer fast path (``v2_fast``), which answers ahead of FastAPI's stack, does
-the same through the same helpers (``RequestIds``, ``payload_too_large``, ``add_ratelimit_headers``).
+``send`` wrapper; the fast paths that answer ahead of FastAPI's stack (OIP infer: ``v2_fast``,
+/v1/translations: ``tasks_fast``) do the same, and the tracing span, through ``at_edge`` and
+``send_answer``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelhost.errors import PayloadTooLarge
 from modelhost.logs import REQUEST_ID_HEADER, request_id
+from modelhost.monitoring import tracing
 from modelhost.serving.deps import RATELIMIT_SCOPE_KEY
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -42,6 +46,17 @@ class RequestIds:
             if _VALID_ID.match(text):
                 return text
         return f"{self._prefix}{next(self._count):016x}"
+
+
+class BodyTooLarge(PayloadTooLarge, StarletteHTTPException):
+    """``PayloadTooLarge`` raised from ``receive`` while a body streams in. FastAPI reading a route's
+    body turns any other exception into its 400 "There was an error parsing the body", but re-raises
+    an HTTPException; the app's handlers then find ``ModelhostError``'s (first in the MRO): a 413 in
+    the protocol's shape, as any other ``PayloadTooLarge``."""
+
+    def __init__(self, message: str) -> None:
+        PayloadTooLarge.__init__(self, message)  # its super().__init__(message) reaches HTTPException's
+        StarletteHTTPException.__init__(self, PayloadTooLarge.status_code, message)
 
 
 def too_large_message(max_bytes: int) -> str:
@@ -104,6 +119,67 @@ def log_access(scope: Scope, status: int, started: float) -> None:
     )  # fmt: skip
 
 
+def scan_headers(
+    scope: Scope, wanted: frozenset[bytes], max_bytes: int
+) -> tuple[dict[str, str], bytes | None, bool]:
+    """One pass over a request's headers for a fast path: the ``wanted`` ones (the first of repeated
+    headers, as Starlette), the client's x-request-id, and whether the declared length is over
+    ``max_bytes``."""
+    headers: dict[str, str] = {}
+    given_id: bytes | None = None
+    too_large = False
+    for name, value in scope["headers"]:
+        if name in wanted:
+            if name not in headers:
+                headers[name.decode()] = value.decode("latin-1")
+        elif name == _REQUEST_ID:
+            given_id = given_id or value
+        elif name == b"content-length":
+            too_large = too_large or declared_too_large(value, max_bytes)
+    return headers, given_id, too_large
+
+
+async def at_edge(
+    scope: Scope,
+    rid: str,
+    tracer: Any | None,
+    access_log_on: bool,
+    answer: Callable[[], Awaitable[int]],
+) -> None:
+    """Run ``answer`` (which sends the response and returns its status, 0 if none was sent) as
+    ``EdgeMiddleware`` and ``TracingMiddleware`` run a route: request id ``rid`` in the logging
+    context, the tracing span, the access-log record. For the fast paths answering ahead of them."""
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 0
+    try:
+        if tracer is None:
+            status = await answer()
+        else:
+            with tracing.start_span(tracer, scope) as span:
+                tracing.record_request(span, scope)
+                status = await answer()
+                tracing.record_response(span, status, rid)
+    finally:
+        if access_log_on:
+            log_access(scope, status, started)
+        request_id.reset(token)
+
+
+async def send_answer(
+    send: Send, scope: Scope, status: int, payload: bytes, headers: dict[str, str], rid: str
+) -> int:
+    """One whole response, with the headers ``EdgeMiddleware`` adds (x-request-id, the admitted
+    request's x-ratelimit-*); returns ``status``."""
+    raw = [(b"content-length", str(len(payload)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append((_REQUEST_ID, rid.encode()))
+    add_ratelimit_headers(raw, scope.get(RATELIMIT_SCOPE_KEY))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+    return status
+
+
 class EdgeMiddleware:
     """Request id (echoed as ``x-request-id`` and set for logs), 413 for bodies over ``max_bytes``
     (by the declared length before anything is read, else while the body streams in), the
@@ -157,7 +233,7 @@ class EdgeMiddleware:
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     if seen > max_bytes:
-                        raise PayloadTooLarge(too_large_message(max_bytes))
+                        raise BodyTooLarge(too_large_message(max_bytes))
                 return message
 
             await self.app(scope, limited_receive, edge_send)

@@ -1,14 +1,17 @@
 """A pure-ASGI fast path for ``POST /v1/translations``, the task route whose engine call (≈ 10 ms for a
-sentence) is short enough for FastAPI's per-request work to show: route matching over every route,
-dependency solving (auth, metering), body validation through FastAPI (about 2 ms per request on 2
-cores, 30 % of the server's overhead at batch 1; benchmarks/RESULTS.md).
+sentence) is short enough for FastAPI's per-request work to show: its middleware stack, route
+matching over every route, dependency solving (auth, metering), body validation through FastAPI
+(about 2 ms per request on 2 cores, 30 % of the server's overhead at batch 1; benchmarks/RESULTS.md).
 
-It does what the route does, in the same order and through the same functions — key check (401),
-scope and limits (403/429, x-ratelimit-* headers through the scope), ``TranslationRequest``
-validation, ``tasks.translate``, metering settlement, denial metrics — and answers errors in
-OpenAI's shape (``serving.errors.openai_error``). A body that is not valid JSON for the request model
-(every 400 of validation), another content type, a ``root_path`` or dependency overrides go to the
-FastAPI route unchanged, with the body already read handed on, so those answers stay the route's.
+Like ``v2_fast.InferFastPath`` the app (``serving/app.py``) hands it the request before FastAPI's
+stack, and it does what the stack and the route do, in the same order and through the same
+functions — request id, body limit (413), the tracing span and access log (``edge.at_edge``), key
+check (401), scope and limits (403/429, x-ratelimit-* headers), ``TranslationRequest`` validation,
+``tasks.translate``, metering settlement, denial metrics — and answers errors in OpenAI's shape
+(``serving.errors.openai_error``). A body that is not valid JSON for the request model (every 400 of
+validation), another content type, a declared length over the limit, a ``root_path``, dependency
+overrides or a server not started go through FastAPI to the route unchanged (the body already read
+handed on), so those answers stay the route's.
 """
 
 from __future__ import annotations
@@ -21,9 +24,16 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelhost.errors import ModelhostError
+from modelhost.errors import ModelhostError, PayloadTooLarge
 from modelhost.serving.deps import admit_from_headers
-from modelhost.serving.edge import read_body
+from modelhost.serving.edge import (
+    RequestIds,
+    at_edge,
+    payload_too_large,
+    read_body,
+    scan_headers,
+    send_answer,
+)
 from modelhost.serving.errors import count_denial, openai_error
 from modelhost.serving.rest.tasks import TranslationRequest, translate
 
@@ -31,37 +41,53 @@ log = logging.getLogger(__name__)
 
 PATH = "/v1/translations"
 _WANTED = frozenset({b"authorization", b"x-api-key", b"api-key", b"content-type"})
+_JSON = {"content-type": "application/json"}
 
 
 class TaskFastPath:
-    """Mounted next to ``InferFastPath`` (innermost, just outside the router); see the module docstring."""
+    """Called by the app for every request; ``match`` says whether it answers it (see the module
+    docstring). ``route`` is the FastAPI app's own ``__call__`` (stack and router), for what it hands on."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: Any, route: ASGIApp, ids: RequestIds, max_body_bytes: int, access_log: bool,
+                 tracer: Any | None) -> None:  # fmt: skip
+        self.app = app  # the FastAPI app: its state (plane, gateway) and dependency overrides
+        self.route = route
+        self.ids = ids
+        self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
+        self.tracer = tracer
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def match(self, scope: Scope) -> str | None:
         if (
             scope["type"] != "http"
             or scope["path"] != PATH
             or scope["method"] != "POST"
             or scope.get("root_path")
+            or self.app.dependency_overrides
         ):
-            await self.app(scope, receive, send)
+            return None
+        state = self.app.state
+        if getattr(state, "plane", None) is None or getattr(state, "gateway", None) is None:
+            return None
+        return PATH
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, match: str) -> None:
+        headers, given_id, too_large = scan_headers(scope, _WANTED, self.max_body_bytes)
+        if too_large:  # the edge middleware's 413, before anything is read
+            await self.route(scope, receive, send)
             return
-        app = scope.get("app")
-        state = getattr(app, "state", None)
-        plane = getattr(state, "plane", None)
-        gateway = getattr(state, "gateway", None)
-        if plane is None or gateway is None or getattr(app, "dependency_overrides", None):
-            await self.app(scope, receive, send)
-            return
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            if name in _WANTED and name not in headers:  # the first of repeated headers, as Starlette
-                headers[name.decode()] = value.decode("latin-1")
         try:
-            body = await read_body(receive)  # the edge middleware around it enforces the limit
+            body = await read_body(receive, self.max_body_bytes)
         except ClientDisconnect:
+            return
+        except PayloadTooLarge:  # more arrived than declared: the edge middleware's 413, answered here
+            rid = self.ids.take(given_id)
+
+            async def refuse() -> int:
+                payload = payload_too_large(PATH, self.max_body_bytes)
+                return await send_answer(send, scope, 413, payload, _JSON, rid)
+
+            await at_edge(scope, rid, self.tracer, self.access_log, refuse)
             return
         request: TranslationRequest | None = None
         if headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
@@ -70,27 +96,37 @@ class TaskFastPath:
             except ValidationError:
                 request = None
         if request is None:  # the route answers (its 400 wording), after the same key check
-            await self.app(scope, _replay(body, receive), send)
+            await self.route(scope, _replay(body, receive), send)
             return
-        response_headers: dict[str, str] = {"content-type": "application/json"}
+        scope["app"] = self.app
+        rid = self.ids.take(given_id)
+
+        async def answer() -> int:
+            return await self._answer(scope, send, request, headers, rid)
+
+        await at_edge(scope, rid, self.tracer, self.access_log, answer)
+
+    async def _answer(
+        self, scope: Scope, send: Send, request: TranslationRequest, headers: dict[str, str], rid: str
+    ) -> int:
+        state = self.app.state
+        plane = state.plane
+        response_headers: dict[str, str] = _JSON
         try:
-            answer = await self._translate(scope, plane, gateway, request, headers)
+            answer = await self._translate(scope, plane, state.gateway, request, headers)
             status, payload = 200, orjson.dumps(answer)
         except ModelhostError as exc:
             if exc.status_code in (401, 403, 429):
                 count_denial(plane, scope, exc)
             status = exc.status_code
             payload = orjson.dumps(openai_error(exc.status_code, exc.message, exc.code, exc.param))
-            response_headers.update(getattr(exc, "headers", None) or {})
+            response_headers = {**_JSON, **(getattr(exc, "headers", None) or {})}
         except Exception as exc:
             log.exception("unhandled error on POST %s", PATH)
             status = 500
             message = f"internal server error ({type(exc).__name__}); see the server log"
             payload = orjson.dumps(openai_error(500, message))
-        raw = [(b"content-length", str(len(payload)).encode())]
-        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers.items()]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": payload})
+        return await send_answer(send, scope, status, payload, response_headers, rid)
 
     @staticmethod
     async def _translate(

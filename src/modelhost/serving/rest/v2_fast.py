@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 
 import orjson
@@ -27,16 +26,14 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from modelhost.errors import ModelhostError, PayloadTooLarge
-from modelhost.logs import request_id
-from modelhost.monitoring import tracing
-from modelhost.serving.deps import RATELIMIT_SCOPE_KEY, admit_from_headers
+from modelhost.serving.deps import admit_from_headers
 from modelhost.serving.edge import (
     RequestIds,
-    add_ratelimit_headers,
-    declared_too_large,
-    log_access,
+    at_edge,
     payload_too_large,
     read_body,
+    scan_headers,
+    send_answer,
     too_large_message,
 )
 from modelhost.serving.errors import count_denial
@@ -85,33 +82,13 @@ class InferFastPath:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
         scope["app"] = self.app
-        headers: dict[str, str] = {}
-        given_id: bytes | None = None
-        too_large = False
-        for name, value in scope["headers"]:
-            if name in _WANTED:
-                if name not in headers:  # the first of repeated headers, as Starlette
-                    headers[name.decode()] = value.decode("latin-1")
-            elif name == b"x-request-id":
-                given_id = given_id or value
-            elif name == b"content-length":
-                too_large = too_large or declared_too_large(value, self.max_body_bytes)
+        headers, given_id, too_large = scan_headers(scope, _WANTED, self.max_body_bytes)
         rid = self.ids.take(given_id)
-        token = request_id.set(rid)
-        started = time.perf_counter()
-        status = 0
-        try:
-            if self.tracer is None:
-                status = await self._answer(scope, receive, send, match, headers, rid, too_large)
-            else:
-                with tracing.start_span(self.tracer, scope) as span:
-                    tracing.record_request(span, scope)
-                    status = await self._answer(scope, receive, send, match, headers, rid, too_large)
-                    tracing.record_response(span, status, rid)
-        finally:
-            if self.access_log:
-                log_access(scope, status, started)
-            request_id.reset(token)
+
+        async def answer() -> int:
+            return await self._answer(scope, receive, send, match, headers, rid, too_large)
+
+        await at_edge(scope, rid, self.tracer, self.access_log, answer)
 
     async def _answer(
         self,
@@ -153,13 +130,7 @@ class InferFastPath:
                 {"error": f"internal server error ({type(exc).__name__}); see the server log"}
             )
             response_headers = _JSON
-        raw = [(b"content-length", str(len(payload)).encode())]
-        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers.items()]
-        raw.append((b"x-request-id", rid.encode()))
-        add_ratelimit_headers(raw, scope.get(RATELIMIT_SCOPE_KEY))
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": payload})
-        return status
+        return await send_answer(send, scope, status, payload, response_headers, rid)
 
     async def _infer(
         self,
