@@ -231,41 +231,6 @@ def test_a_lone_request_stays_off_the_loop_when_its_rows_or_a_recent_slow_call_w
     assert inline == [False, True, False, True, False]
 
 
-def test_the_lone_limit_counts_the_models_work_units_not_rows() -> None:
-    """With ``work`` (translation: characters) the lone limit applies per unit: after 10-character
-    texts at 0.2 ms a character, a 40-character text fits 25 ms on the loop and a 500-character text
-    (one row as well) goes to a thread."""
-    import time as _time
-
-    threads: list[int] = []
-
-    def predict(inputs, outputs):  # type: ignore[no-untyped-def]
-        threads.append(threading.get_ident())
-        _time.sleep(0.0002 * sum(len(t) for t in inputs["text"].reshape(-1)))
-        return {"y": inputs["text"]}
-
-    def chars(inputs):  # type: ignore[no-untyped-def]
-        return sum(len(t) for t in inputs["text"].reshape(-1))
-
-    async def main() -> list[bool]:
-        activity = Activity()
-        activity.active = 1
-        batcher = Batcher(
-            predict, max_batch_size=64, max_wait_ms=0, inline_below_s=1e-4, activity=activity,
-            inline_lone_s=0.025, work=chars,
-        )  # fmt: skip
-        loop_thread = threading.get_ident()
-        inline = []
-        for size in (10, 10, 40, 500, 10):
-            text = np.array(["x" * size], dtype=object)
-            await batcher.submit({"text": text}, ["y"])
-            inline.append(threads[-1] == loop_thread)
-        await batcher.close()
-        return inline
-
-    assert asyncio.run(main()) == [False, True, True, False, True]
-
-
 def test_fast_models_run_on_the_event_loop_and_slow_ones_in_threads() -> None:
     threads: list[int] = []
 

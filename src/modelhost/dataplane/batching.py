@@ -105,7 +105,6 @@ class Batcher:
         balance: bool = True,
         activity: Activity | None = None,
         inline_lone_s: float = 0.0,
-        work: Callable[[dict[str, np.ndarray]], int] = _rows,
     ) -> None:
         self.predict = predict
         # A model confined to one thread (``Runtime.single_thread``) runs its batches on that thread.
@@ -127,12 +126,9 @@ class Batcher:
         self.activity = activity
         self.inline_lone_s = inline_lone_s
         self._recent: deque[float] = deque(maxlen=16)
-        # Seconds per unit of work (``work``: rows, or e.g. characters for translation, whose cost
-        # follows text length) of the same calls: a lone request runs inline only if its units at the
-        # worst recent rate fit under ``inline_lone_s`` (a 50-image request, or a 5,000-character text
-        # after short sentences, must not hold the loop 50x longer).
-        self.work = work
-        self._per_unit: deque[float] = deque(maxlen=16)
+        # Seconds per row of the same calls: a lone request runs inline only if its rows at the worst
+        # recent rate fit under ``inline_lone_s`` (a 50-image request must not hold the loop 50x longer).
+        self._per_row: deque[float] = deque(maxlen=16)
         self._threaded = 0  # calls sent to a thread; every PROBE_EVERY-th may run inline (``_inline``)
         self._avg_s = float("inf")  # the model's cost per call as used for the decision (see above)
         self.max_batch_size = max(1, max_batch_size)
@@ -171,7 +167,7 @@ class Batcher:
         if (
             self._idle()
             and self.executor is None
-            and (self._avg_s < self.inline_below_s or (self._lone(inputs) and await self._still_lone(inputs)))
+            and (self._avg_s < self.inline_below_s or (self._lone(rows) and await self._still_lone(rows)))
         ):
             # Nothing queued or running and the model is fast (or the request is alone in the server):
             # answer now, skipping queue, task, future and thread.
@@ -194,26 +190,26 @@ class Batcher:
         self._queue.put_nowait(item)
         return await item.future
 
-    def _lone(self, inputs: dict[str, np.ndarray]) -> bool:
-        """Whether this request is the only one in the server and its model, at the worst per-unit
+    def _lone(self, rows: int) -> bool:
+        """Whether this request is the only one in the server and its model, at the worst per-row
         rate of its recent calls (not the least, as ``inline_below_s`` uses), takes under
-        ``inline_lone_s`` for its work: a model whose calls vary widely never blocks the loop long."""
+        ``inline_lone_s`` for its rows: a model whose calls vary widely never blocks the loop long."""
         activity = self.activity
         return (
             activity is not None
             and activity.active <= 1
-            and bool(self._per_unit)
-            and max(self._per_unit) * max(1, self.work(inputs)) < self.inline_lone_s
+            and bool(self._per_row)
+            and max(self._per_row) * max(1, rows) < self.inline_lone_s
         )
 
-    async def _still_lone(self, inputs: dict[str, np.ndarray]) -> bool:
+    async def _still_lone(self, rows: int) -> bool:
         """Whether the request is still alone after ``LONE_YIELDS`` event-loop turns. Requests the loop
         has read but not yet started (say, the fifteen that arrived while an inline call held the loop)
         count only once their tasks run; without these turns each would find itself "alone" in turn
         and the whole burst would run one by one on the loop (16 clients: 0.7x the throughput)."""
         for _ in range(LONE_YIELDS):
             await asyncio.sleep(0)
-            if not (self._idle() and self._lone(inputs)):
+            if not (self._idle() and self._lone(rows)):
                 return False
         return True
 
@@ -252,7 +248,7 @@ class Batcher:
         # cost, and would make a slow model look fast enough to block the event loop.
         self._recent.append(took)
         self._avg_s = min(self._recent)
-        self._per_unit.append(took / max(1, self.work(inputs)))
+        self._per_row.append(took / max(1, _rows(inputs)))
         return result
 
     def _balanced_limit(self, waiting: int) -> int:

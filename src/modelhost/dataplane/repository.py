@@ -261,7 +261,6 @@ class ModelRepository:
             inline_below_s=0.0 if pool else self.settings.inline_predict_us / 1e6,
             settle_ticks=self.settings.batch_settle_ticks, executor=entry.executor,
             activity=self.activity, inline_lone_s=0.0 if pool else self.settings.inline_lone_ms / 1e3,
-            work=entry.runtime.work,
         )  # fmt: skip
 
     async def predict(self, entry: LoadedModel, inputs: dict[str, np.ndarray], outputs: Sequence[str],

@@ -141,11 +141,9 @@ class Runtime:
     size: int = 1
     # A proxy to a remote server (runtimes/upstream.py): never run in worker processes.
     remote: ClassVar[bool] = False
-    # True for native engines that must always be called from the same thread (CTranslate2 with PyAV):
-    # in the server process such a model gets one dedicated thread that loads it, runs every predict
-    # (and every task-route call) and unloads it, at two thread hand-offs per call even for a request
-    # alone in the server. An engine that is only unsafe to call concurrently takes a lock instead
-    # (Bergamot: runtimes/translation.py).
+    # True for native engines that must always be called from the same thread (Bergamot: concurrent
+    # calls crash, and so did calls from several threads one at a time; CTranslate2, PyAV): in the server process such a model gets one dedicated thread
+    # that loads it, runs every predict (and every task-route call) and unloads it.
     single_thread: ClassVar[bool] = False
     # Rows per batch when the deployment does not set max_batch_size: a cap for engines whose batch
     # cost grows with its longest row (speech), so one large batch cannot outlast the request timeout.
@@ -174,13 +172,6 @@ class Runtime:
         """One request's inputs turned into what ``predict`` batches (called only when ``prepares``, in
         the server process, on a worker thread); ``predict`` must accept both forms."""
         return inputs
-
-    def work(self, inputs: dict[str, np.ndarray]) -> int:
-        """How much work ``inputs`` are for this model, in units whose cost is about even (default: rows).
-        The batcher times calls per unit and runs a lone request on the event loop only when its units,
-        at the worst recent rate, fit under MODELHOST_INLINE_LONE_MS (``Batcher._lone``)."""
-        first = next(iter(inputs.values()), None)
-        return int(first.shape[0]) if first is not None and first.ndim else 1
 
     def unload(self) -> None:
         """Release the model; the default drops references and lets Python free them."""

@@ -31,8 +31,6 @@ _CODES = {
     "ukrainian": "uk",
 }
 MAX_TEXT_CHARS = 5000
-# A line's fixed cost in the engine (each line is one call), in characters' worth of its per-character cost.
-LINE_COST_CHARS = 40
 
 
 def language_pairs(path: Path) -> dict[str, str]:
@@ -53,6 +51,11 @@ def language_pairs(path: Path) -> dict[str, str]:
 class TranslationRuntime(Runtime):
     name = "translation"
     formats = (BERGAMOT,)
+    # Confined to one thread, not only serialised: with the per-pair lock alone, a lone request on the
+    # event loop and batches on worker threads (one call at a time) crashed the server with a
+    # segmentation fault inside the engine on a worker thread (1 of 9 benchmark runs, 2026-11-26),
+    # although isolated tests of 260 threads taking turns never crashed.
+    single_thread = True
     # Bergamot translates a batch's texts one after another, so batching saves only hand-offs; a batch
     # holding every waiting client leaves the engine idle while all its answers go out and the next
     # requests come in. Small batches keep one queued: 16 clients 75 req/s at 4 vs 62 at 32 (RESULTS.md).
@@ -77,26 +80,11 @@ class TranslationRuntime(Runtime):
             pair: native.NativeDirection(str(self.path / sub)) for pair, sub in self.pairs.items()
         }
         # One engine is NOT safe to call from two threads at once (it crashed the process with a
-        # segmentation fault under concurrent requests): calls to each direction are serialised. It is
-        # not tied to a thread, though (no thread-local state: memory stays flat when 260 threads take
-        # turns), so it is not ``single_thread``: a request alone in the server translates on the
-        # event loop, without two thread hand-offs (~0.4 ms of a 10 ms sentence on 2 cores).
+        # segmentation fault under concurrent requests): calls to each direction are serialised.
         self._locks = {pair: threading.Lock() for pair in self.engines}
 
     def unload(self) -> None:
         self.engines.clear()
-
-    def work(self, inputs: dict[str, np.ndarray]) -> int:
-        """Characters to translate, plus ``LINE_COST_CHARS`` per line: a sentence costs ~6 ms plus
-        ~0.15 ms a character (en→pt here: 10 characters 7.7 ms, 100 14.3 ms, 1,000 145 ms), so a
-        5,000-character text after short sentences is not taken for one row's worth (``Runtime.work``)."""
-        if "text" not in inputs:
-            return super().work(inputs)
-        units = 0
-        for t in inputs["text"].reshape(-1):  # str, or UTF-8 bytes (OIP BYTES): length in bytes is close
-            lines = t.count(b"\n" if isinstance(t, bytes) else "\n") + 1
-            units += len(t) + LINE_COST_CHARS * lines
-        return units
 
     def check_pair(self, source: str, target: str) -> str:
         pair = f"{source.strip().lower()}-{target.strip().lower()}"
