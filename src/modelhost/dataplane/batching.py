@@ -16,12 +16,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import anyio
 import numpy as np
 
+from modelhost.dataplane.modelthread import ModelThread
 from modelhost.errors import ModelhostError, ModelNotReady
 from modelhost.runtimes.base import PARAMETERS_INPUT
 
@@ -101,7 +101,7 @@ class Batcher:
         on_batch: Callable[[int, int, float], None] | None = None,
         inline_below_s: float = 0.0,
         settle_ticks: int = 0,
-        executor: Executor | None = None,
+        executor: ModelThread | None = None,
         balance: bool = True,
         activity: Activity | None = None,
         inline_lone_s: float = 0.0,
@@ -283,8 +283,7 @@ class Batcher:
         self, inputs: dict[str, np.ndarray], outputs: list[str], call: PredictFn | None
     ) -> dict[str, np.ndarray]:
         if self.executor is not None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, self._timed, inputs, outputs, call)
+            return await self.executor.run(self._timed, inputs, outputs, call)
         if self._inline():
             return self._timed(inputs, outputs, call)
         return await anyio.to_thread.run_sync(self._timed, inputs, outputs, call)
@@ -357,8 +356,9 @@ class Batcher:
         names = list(batch[0].inputs)
         inputs = {n: np.concatenate([i.inputs[n] for i in batch], axis=0) for n in names}
         outputs = list(dict.fromkeys(o for i in batch for o in i.outputs))
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self.executor, self._timed, inputs, outputs, batch[0].call)
+        if self.executor is not None:
+            return self.executor.submit(self._timed, inputs, outputs, batch[0].call)
+        return asyncio.get_running_loop().run_in_executor(None, self._timed, inputs, outputs, batch[0].call)
 
     async def _run(
         self, batch: list[_Item], started_call: asyncio.Future[dict[str, np.ndarray]] | None

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ import numpy as np
 
 from modelhost.config import Settings
 from modelhost.dataplane.batching import Activity, Batcher, PredictFn
+from modelhost.dataplane.modelthread import ModelThread
 from modelhost.dataplane.workers import WorkerPool
 from modelhost.errors import ModelhostError, ModelNotReady
 from modelhost.monitoring.metrics import Metrics
@@ -52,7 +52,7 @@ class LoadedModel:
     explicit: bool = False  # loaded by an operator: never evicted or swapped out automatically
     busy: dict[int, int] = field(default_factory=dict)  # unbatched calls running, by id(runtime)
     # The one thread a ``single_thread`` runtime is loaded, called and unloaded on (None: any thread).
-    executor: ThreadPoolExecutor | None = None
+    executor: ModelThread | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -204,23 +204,23 @@ class ModelRepository:
             )
             return entry
 
-    def _confinement(self, info: VersionInfo, deployment: DeploymentInfo) -> ThreadPoolExecutor | None:
+    def _confinement(self, info: VersionInfo, deployment: DeploymentInfo) -> ModelThread | None:
         """A dedicated thread for a ``single_thread`` runtime served in this process."""
         workers = deployment.workers if deployment.workers is not None else self.settings.workers
         if workers > 0 or not runtime_by_name(info.runtime).single_thread:
             return None
-        return ThreadPoolExecutor(1, thread_name_prefix=f"modelhost-{info.model}-v{info.version}")
+        return ModelThread(f"modelhost-{info.model}-v{info.version}")
 
     @staticmethod
     def _drop_thread(entry: LoadedModel) -> None:
         if entry.executor is not None:
-            entry.executor.shutdown(wait=False)
+            entry.executor.shutdown()
             entry.executor = None
 
     async def _on_thread(self, entry: LoadedModel, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on the model's own thread when it has one, else on a worker thread."""
         if entry.executor is not None:
-            return await asyncio.get_running_loop().run_in_executor(entry.executor, fn, *args)
+            return await entry.executor.run(fn, *args)
         return await anyio.to_thread.run_sync(fn, *args)
 
     def _load_blocking(self, info: VersionInfo, deployment: DeploymentInfo) -> Runtime:
@@ -352,13 +352,12 @@ class ModelRepository:
         executor = self._confinement(entry.info, deployment)  # a single-thread engine in-process
         try:
             if executor is not None:
-                loop = asyncio.get_running_loop()
-                fresh = await loop.run_in_executor(executor, self._load_blocking, entry.info, deployment)
+                fresh = await executor.run(self._load_blocking, entry.info, deployment)
             else:
                 fresh = await anyio.to_thread.run_sync(self._load_blocking, entry.info, deployment)
         except BaseException:
             if executor is not None:
-                executor.shutdown(wait=False)
+                executor.shutdown()
             raise
         # the switch: requests from now on use the new runtime (on its own thread, if it has one)
         entry.runtime, entry.executor = fresh, executor
@@ -371,8 +370,8 @@ class ModelRepository:
         while entry.busy.get(id(old_runtime), 0) > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         if old_executor is not None:
-            await asyncio.get_running_loop().run_in_executor(old_executor, old_runtime.unload)
-            old_executor.shutdown(wait=False)
+            await old_executor.run(old_runtime.unload)
+            old_executor.shutdown()
         else:
             await anyio.to_thread.run_sync(old_runtime.unload)
 
