@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import gc
 import http.client
 import io
 import os
@@ -314,6 +315,12 @@ def main() -> None:
     audio = clip(3.0)
     image = jpeg("flower.jpg")
     image_b64 = base64.b64encode(image).decode()
+    # As ``modelhost serve`` does at start-up: what is loaded lives as long as the process, so a full
+    # collection need not scan it (torch alone is ~260k objects). Without it the direct Whisper call
+    # took 485 ms against 354 ms (its Python objects trigger full collections), and the server looked
+    # 30 % faster than the library it calls.
+    gc.collect()
+    gc.freeze()
 
     def direct_speech(i: int) -> None:
         import faster_whisper

@@ -78,6 +78,7 @@ def serve(
         s = base.model_copy(update=updates)
         tls = _tls_options(ssl_certfile, ssl_keyfile)
         app = create_app(s)  # refuses MODELHOST_AUTH=none off loopback before anything else
+        app.freeze_after_start = True
         if s.grpc_port:
             _check_port_free(s.host, s.grpc_port)
         _first_start_admin_key()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,6 +54,9 @@ class ModelhostApp(FastAPI):
 
     fast_paths: tuple[FastPath, ...] = ()
     activity: Activity | None = None  # the plane's count of requests in flight (set at start-up)
+    # ``modelhost serve``: after the start-up loads, move every object alive out of the collector's
+    # reach (``gc.freeze``), as the CLI does before the server starts (not in tests or embedders).
+    freeze_after_start = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         activity = self.activity
@@ -76,7 +80,7 @@ class ModelhostApp(FastAPI):
 
 def create_app(
     settings: Settings, registry: Registry | None = None, *, limits_backend: Backend | None = None
-) -> FastAPI:
+) -> ModelhostApp:
     """Build the app. The registry (and its migrations) is opened at start-up unless one is given."""
     resolve_auth_mode(settings)  # refuse auth=none off loopback before anything starts
 
@@ -95,6 +99,13 @@ def create_app(
         if settings.load_on_start:
             for failure in await plane.load_defaults():
                 log.warning("model not loaded at start-up: %s", failure)
+        if getattr(app, "freeze_after_start", False):
+            # The models just loaded (their libraries' modules, tokenizers, ...: tens of thousands of
+            # objects) live as long as the server: a full collection, which a model's own allocations
+            # trigger now and then, need not scan them. Whisper served a 3 s clip in 463 ms against 397
+            # ms called directly (+88 ms of CPU per request) before this.
+            gc.collect()
+            gc.freeze()
         grpc_server = await grpc_service.start_if_enabled(plane, settings)
         plane.started = True
         flusher = asyncio.create_task(gateway.run_flusher())
