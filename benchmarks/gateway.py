@@ -22,12 +22,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
+from common import temp_home
 
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 LIMITS = {"rpm": 10**9, "concurrency": 10**6, "requests_per_day": 10**9, "budget_per_month": 10**6}
@@ -126,7 +126,7 @@ def main() -> None:
     from modelhost.gateway.keys import KeyService
     from modelhost.registry import Registry
 
-    home = Path(tempfile.mkdtemp(prefix="modelhost-bench-"))
+    home = temp_home()
     os.environ["MODELHOST_HOME"] = str(home)
     reg = Registry(Settings())
     register_demo_models(reg)

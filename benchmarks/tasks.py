@@ -35,7 +35,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import wave
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import free_port
+from common import free_port, temp_home
 
 from modelhost.config import Settings
 from modelhost.demo_tasks import register_demo_tasks
@@ -279,7 +278,7 @@ def main() -> None:
         "--only", default="", help="comma-separated: run only the tasks whose name contains one"
     )
     args = parser.parse_args()
-    settings = Settings(home=Path(tempfile.mkdtemp()), log_level="warning")
+    settings = Settings(home=temp_home(), log_level="warning")
     registry = Registry(settings)
     register_demo_tasks(registry)
     server, base = start_server(settings)

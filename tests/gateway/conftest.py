@@ -14,12 +14,7 @@ import pytest
 from modelhost.config import Settings
 from modelhost.gateway.keys import KeyService
 from modelhost.registry import Registry
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +22,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install -y redis-server); Redis tests skipped")
-    port = _free_port()
+    port = free_port()
     workdir: Path = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [

@@ -9,11 +9,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from tests.services.ports import free_port
 
 
 def _bindir() -> Path | None:
@@ -22,12 +23,6 @@ def _bindir() -> Path | None:
         return Path(found).resolve().parent
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     return Path(versions[-1]).parent if versions else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def unavailable_reason() -> str | None:
@@ -50,7 +45,7 @@ class PostgresServer:
         bindir = _bindir()
         assert bindir is not None, unavailable_reason()
         self.bindir = bindir
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="modelhost-pg-"))
         self.data = self.root / "data"
         self._as_user: list[str] = []

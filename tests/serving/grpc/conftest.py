@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import grpc
@@ -13,12 +12,7 @@ from modelhost.config import Settings
 from modelhost.registry import Registry
 from modelhost.serving.app import create_app
 from modelhost.serving.grpc.service import InferenceStub
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services.ports import free_port
 
 
 @pytest.fixture
