@@ -142,7 +142,8 @@ class Runtime:
     # A proxy to a remote server (runtimes/upstream.py): never run in worker processes.
     remote: ClassVar[bool] = False
     # True for native engines that must always be called from the same thread (Bergamot: concurrent
-    # calls crash, and so did calls from several threads one at a time; CTranslate2, PyAV): in the server process such a model gets one dedicated thread
+    # calls crash, and so did calls from several threads one at a time; CTranslate2, PyAV): in the
+    # server process such a model gets one dedicated thread (``dataplane.modelthread.ModelThread``)
     # that loads it, runs every predict (and every task-route call) and unloads it.
     single_thread: ClassVar[bool] = False
     # Rows per batch when the deployment does not set max_batch_size: a cap for engines whose batch
